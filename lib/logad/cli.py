@@ -1,0 +1,143 @@
+"""The ``logad`` command line: the local broker, producing files into Kafka, ingest, the demo.
+
+Handlers are configured here (and in jobs/), never in the library. A :class:`LogadError` ends the
+command with its one-line message and exit code 2; anything else is a bug and shows its stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from logad.errors import LogadError, explain
+
+log = logging.getLogger("logad")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("py4j", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _broker_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", type=int, default=9092, help="TCP port on 127.0.0.1 (default 9092)")
+    p.add_argument("--state-dir", default=".logad/broker", help="pid and log files (default .logad/broker)")
+    p.add_argument("--storage", default="memory://tansu/",
+                   help="tansu storage URL: memory://tansu/ (default, lost on restart) or s3://bucket/")
+
+
+def _broker_cfg(a: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from logad.config import Broker
+
+    return Broker(port=a.port, state_dir=a.state_dir, storage=a.storage)
+
+
+def cmd_broker(a: argparse.Namespace) -> int:
+    from logad.io import broker
+
+    cfg = _broker_cfg(a)
+    if a.action == "start":
+        st = broker.start(cfg)
+        print(f"broker running: pid {st.pid}, bootstrap {st.bootstrap}, log {st.log_file}")
+    elif a.action == "stop":
+        print("broker stopped" if broker.stop(cfg) else "no broker was running")
+    else:
+        st = broker.status(cfg)
+        print(f"broker {'running' if st.running else 'not running'}: bootstrap {st.bootstrap}"
+              + (f", pid {st.pid}" if st.pid else ""))
+        return 0 if st.running else 1
+    return 0
+
+
+def cmd_produce(a: argparse.Namespace) -> int:
+    from logad.produce import produce_files
+
+    n = produce_files(a.bootstrap, a.topic, a.files, partitions=a.partitions)
+    print(f"produced {n} lines to {a.topic}")
+    return 0
+
+
+def cmd_ingest(a: argparse.Namespace) -> int:
+    from logad.config import KafkaSource, Warehouse
+    from logad.ingest import run, start_raw_ingest
+    from logad.io.delta import table_summary
+    from logad.session import get_spark
+
+    spark = get_spark("logad-ingest", master=a.master, engine=a.engine)
+    source = KafkaSource(a.bootstrap, subscribe=a.subscribe, subscribe_pattern=a.subscribe_pattern,
+                         starting_offsets=a.starting_offsets,
+                         max_offsets_per_trigger=a.max_offsets_per_trigger)
+    warehouse = Warehouse(a.warehouse)
+    query = start_raw_ingest(spark, source, warehouse, trigger=a.trigger)
+    run(query, once=a.once)
+    print(table_summary(warehouse.table("raw_logs")))
+    return 0
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    from logad.demo import run_demo
+
+    run_demo(workdir=a.workdir, port=a.port)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="logad", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("broker", help="start, stop or check the local Kafka-protocol broker")
+    b.add_argument("action", choices=["start", "stop", "status"])
+    _broker_args(b)
+    b.set_defaults(func=cmd_broker)
+
+    p = sub.add_parser("produce", help="produce the lines of files (plain or .gz) into a topic")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--topic", required=True)
+    p.add_argument("--bootstrap", default="127.0.0.1:9092")
+    p.add_argument("--partitions", type=int, default=1, help="partitions if the topic is created")
+    p.set_defaults(func=cmd_produce)
+
+    i = sub.add_parser("ingest", help="stream Kafka records into the raw_logs Delta table")
+    i.add_argument("--bootstrap", default="127.0.0.1:9092", help="kafka.bootstrap.servers")
+    group = i.add_mutually_exclusive_group()
+    group.add_argument("--subscribe", help="comma-separated topics")
+    group.add_argument("--subscribe-pattern", default=r"logs\..*", help=r"topic regex (default logs\..*)")
+    i.add_argument("--starting-offsets", default="earliest", help="earliest, latest or Spark's JSON")
+    i.add_argument("--max-offsets-per-trigger", type=int, default=None)
+    i.add_argument("--warehouse", default=".logad/warehouse", help="root of tables and checkpoints")
+    i.add_argument("--trigger", default="5 seconds", help="micro-batch interval")
+    i.add_argument("--once", action="store_true", help="process what is there, then stop")
+    i.add_argument("--master", default=None, help="Spark master for a local session")
+    i.add_argument("--engine", choices=["auto", "native", "embedded"], default=None)
+    i.set_defaults(func=cmd_ingest)
+
+    d = sub.add_parser("demo", help="run the pipeline end to end on bundled real logs")
+    d.add_argument("--workdir", default=".logad/demo", help="broker state, tables, checkpoints")
+    d.add_argument("--port", type=int, default=19092, help="port of the demo's local broker")
+    d.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return int(args.func(args))
+    except LogadError as e:
+        print(f"logad: error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        clear = explain(e)
+        if clear is None:
+            raise
+        print(f"logad: error: {clear}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

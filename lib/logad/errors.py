@@ -1,0 +1,55 @@
+"""The one exception hierarchy of logad.
+
+Every error a user can fix by changing a setting is a :class:`LogadError` whose message names the
+setting. Errors raised inside Spark (a data source on an executor, a ``foreachBatch`` function)
+reach the driver wrapped in Py4J and Spark exceptions; :func:`explain` digs the logad message back
+out so the CLI and the jobs print one clear line instead of a stack.
+"""
+
+from __future__ import annotations
+
+import re
+
+
+class LogadError(Exception):
+    """Base class: something the user can act on. The message says what and how."""
+
+
+class ConfigError(LogadError):
+    """A configuration value is missing or invalid."""
+
+
+class BrokerError(LogadError):
+    """The local broker cannot be started, stopped or reached."""
+
+
+class KafkaSourceError(LogadError):
+    """Reading from Kafka failed: unreachable broker, missing topic, bad offsets, data loss."""
+
+
+class DeltaError(LogadError):
+    """Reading or writing a Delta table failed."""
+
+
+class CheckpointError(LogadError):
+    """A streaming checkpoint is unreadable or belongs to another query."""
+
+
+_CLASSES = {c.__name__: c for c in (LogadError, ConfigError, BrokerError, KafkaSourceError,
+                                    DeltaError, CheckpointError)}
+_WRAPPED = re.compile(r"logad\.errors\.(\w+): (.+?)(?:\n|$)")
+
+
+def explain(exc: BaseException) -> LogadError | None:
+    """Return the logad error hidden inside ``exc`` (a Py4J or Spark error), if there is one.
+
+    Example:
+        >>> explain(RuntimeError("... logad.errors.ConfigError: bad x\\n  at ..."))
+        ConfigError('bad x')
+    """
+    if isinstance(exc, LogadError):
+        return exc
+    match = _WRAPPED.search(str(exc))
+    if match is None:
+        return None
+    return _CLASSES.get(match.group(1), LogadError)(match.group(2).strip())

@@ -1,0 +1,76 @@
+"""Raw ingest: Kafka records to the ``raw_logs`` Delta table, exactly once.
+
+Each record keeps its Kafka coordinates (topic, partition, offset), so every later stage can lead
+back to the raw line. Header parsing, templates and rejects build on this table's stream.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from logad.config import KafkaSource, Warehouse
+from logad.io.delta import write_stream
+from logad.io.kafka import read_kafka
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.streaming import StreamingQuery
+
+log = logging.getLogger(__name__)
+
+RAW_LOGS = "raw_logs"
+
+
+def to_raw_logs(records: DataFrame) -> DataFrame:
+    """Kafka records to ``raw_logs`` rows (batch or stream alike).
+
+    ``host`` is the topic's last dot-separated part for per-host topics (``logs.<host>``, the
+    shipper's default) and ``line`` is the record value decoded as UTF-8.
+    """
+    from pyspark.sql import functions as F
+
+    return records.select(
+        "topic", "partition", "offset",
+        F.col("timestamp").alias("kafka_ts"),
+        F.col("key").cast("string").alias("key"),
+        F.element_at(F.split("topic", r"\."), -1).alias("host"),
+        F.col("value").cast("string").alias("line"),
+        F.current_timestamp().alias("ingested_at"),
+    )
+
+
+def start_raw_ingest(spark: SparkSession, source: KafkaSource, warehouse: Warehouse,
+                     trigger: str = "5 seconds", query_name: str = "raw_ingest") -> StreamingQuery:
+    """Start the streaming query Kafka -> ``raw_logs``."""
+    raw = to_raw_logs(read_kafka(spark, source))
+    query = write_stream(raw, warehouse.table(RAW_LOGS), warehouse.checkpoint(query_name),
+                         query_name=query_name, trigger=trigger)
+    log.info("query %s: %s -> %s", query_name, source.subscribe_pattern or source.subscribe,
+             warehouse.table(RAW_LOGS))
+    return query
+
+
+def run(query: StreamingQuery, once: bool, timeout_s: float | None = None) -> None:
+    """Drive a started query: ``once`` processes what is there now, then stops; otherwise it
+    runs until stopped (Ctrl-C stops it between batches) or fails."""
+    from logad.errors import explain
+
+    try:
+        if once:
+            query.processAllAvailable()
+            query.stop()
+        else:
+            query.awaitTermination(timeout_s)
+    except KeyboardInterrupt:
+        log.info("stopping %s at the next batch boundary", query.name)
+        query.stop()
+    except Exception as e:
+        clear = explain(e)
+        if clear is not None:
+            raise clear from None
+        raise
+    failure = query.exception()
+    if failure is not None:
+        clear = explain(failure)
+        raise clear if clear is not None else RuntimeError(str(failure))

@@ -1,0 +1,1 @@
+"""I/O: Kafka in, Delta tables out and in, the local broker. Native or embedded, one interface."""

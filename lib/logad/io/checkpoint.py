@@ -1,0 +1,68 @@
+"""Streaming checkpoints: check one before a query starts, so a broken one gets a clear error.
+
+Spark's own message for a damaged checkpoint is a deep JVM stack. This reads the files Spark will
+read (``metadata``, ``offsets/<n>``, ``commits/<n>``) and says which one is broken and what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from logad.errors import CheckpointError
+
+_BATCH = re.compile(r"^\d+$")
+
+
+def _fs(uri: str):  # type: ignore[no-untyped-def]
+    from logad.io.delta_files import _filesystem
+
+    return _filesystem(uri)
+
+
+def validate(checkpoint: str, setting: str = "--checkpoint") -> str | None:
+    """Check the checkpoint at ``checkpoint``; return its query id (None for a new one).
+
+    Raises:
+        CheckpointError: naming the broken file and the setting to change.
+    """
+    import pyarrow.fs as pafs
+
+    fs, root = _fs(checkpoint)
+    info = fs.get_file_info(root)
+    if info.type == pafs.FileType.NotFound:
+        return None
+    if info.type != pafs.FileType.Directory:
+        raise CheckpointError(f"the checkpoint location {checkpoint} ({setting}) is a file, not a folder")
+
+    def broken(path: str, why: str) -> CheckpointError:
+        return CheckpointError(
+            f"the checkpoint at {checkpoint} ({setting}) is damaged: {path} {why}. Move the folder "
+            "aside to start over from startingOffsets (records may be read again), or point "
+            f"{setting} at a new folder")
+
+    query_id = None
+    meta = fs.get_file_info(f"{root}/metadata")
+    if meta.type == pafs.FileType.File:
+        with fs.open_input_stream(f"{root}/metadata") as f:
+            text = f.read().decode("utf-8", "replace")
+        try:
+            query_id = json.loads(text.splitlines()[0])["id"]
+        except (ValueError, IndexError, KeyError, TypeError):
+            raise broken("metadata", "is not the JSON Spark writes") from None
+    for log_dir in ("offsets", "commits"):
+        selector = pafs.FileSelector(f"{root}/{log_dir}", allow_not_found=True)
+        for entry in fs.get_file_info(selector):
+            if not _BATCH.match(entry.base_name):
+                continue
+            with fs.open_input_stream(entry.path) as f:
+                lines = f.read().decode("utf-8", "replace").splitlines()
+            if not lines or not re.fullmatch(r"v\d+", lines[0]):
+                raise broken(f"{log_dir}/{entry.base_name}", "has no version header")
+            for line in lines[1:]:
+                if line.strip() and line.strip() != "-":
+                    try:
+                        json.loads(line)
+                    except ValueError:
+                        raise broken(f"{log_dir}/{entry.base_name}", "holds a line that is not JSON") from None
+    return query_id

@@ -1,0 +1,130 @@
+"""Delta tables, one interface, two engines.
+
+- native: delta-spark's ``format("delta")`` (clusters, Databricks).
+- embedded: executors write Parquet, the driver commits with delta-rs, exactly once per
+  micro-batch (:mod:`logad.io.delta_files`); reads list a snapshot's files with delta-rs and let
+  Spark read them in parallel; a streaming read walks new table versions
+  (:mod:`logad.io.delta_source`).
+
+Either way the tables on disk are standard Delta: delta-spark, delta-rs, DuckDB or Polars read
+them. Which engine runs is the session's choice (:func:`logad.session.engines`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING
+
+from logad.errors import DeltaError
+from logad.io import checkpoint as ckpt
+from logad.io.delta_files import append_batch, arrow_schema, ensure_table
+from logad.session import engines
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.streaming import StreamingQuery
+
+log = logging.getLogger(__name__)
+
+
+def write_stream(df: DataFrame, table_uri: str, checkpoint: str, *, query_name: str,
+                 trigger: str = "10 seconds", partition_by: tuple[str, ...] = ()) -> StreamingQuery:
+    """Start a streaming query that appends ``df`` to the Delta table at ``table_uri``.
+
+    Exactly once across restarts and crashes: the native sink keys commits on the query id and
+    batch id, the embedded one on an application transaction with the same two.
+
+    Args:
+        df: a streaming DataFrame.
+        table_uri: the table's folder or URI.
+        checkpoint: the query's checkpoint location (checked first; see :mod:`logad.io.checkpoint`).
+        query_name: the query's name in the Spark UI and the logs.
+        trigger: a processing-time interval such as ``"10 seconds"``.
+        partition_by: partition columns of the table.
+
+    Example:
+        >>> q = write_stream(events, "/w/tables/raw_logs", "/w/checkpoints/ingest",
+        ...                  query_name="ingest")  # doctest: +SKIP
+    """
+    spark = df.sparkSession
+    ckpt.validate(checkpoint)
+    writer = (df.writeStream.queryName(query_name).option("checkpointLocation", checkpoint)
+              .trigger(processingTime=trigger))
+    if engines(spark).delta == "native":
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        return writer.format("delta").outputMode("append").start(table_uri)
+    ensure_table(table_uri, arrow_schema(df), partition_by)
+    app: dict[str, str] = {}
+
+    def commit(batch: DataFrame, batch_id: int) -> None:
+        if "id" not in app:  # the query id is stable across restarts of this checkpoint
+            app["id"] = f"logad-{ckpt.validate(checkpoint) or query_name}"
+        append_batch(batch, table_uri, app["id"], batch_id, partition_by)
+
+    return writer.foreachBatch(commit).start()
+
+
+def read_table(spark: SparkSession, table_uri: str, version: int | None = None) -> DataFrame:
+    """A batch read of the table's snapshot (the latest, or ``version``)."""
+    if engines(spark).delta == "native":
+        reader = spark.read.format("delta")
+        if version is not None:
+            reader = reader.option("versionAsOf", version)
+        return reader.load(table_uri)
+    from deltalake import DeltaTable
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    from logad.io.delta_source import table_schema
+
+    schema = from_arrow_schema(table_schema(table_uri))
+    try:
+        table = DeltaTable(table_uri, version=version)
+    except Exception as e:
+        raise DeltaError(f"cannot read version {version} of the Delta table at {table_uri}: {e}") from e
+    files = table.file_uris()
+    if not files:
+        return spark.createDataFrame([], schema)
+    return spark.read.schema(schema).option("basePath", table_uri).parquet(*files)
+
+
+def read_stream(spark: SparkSession, table_uri: str, starting_version: int = 0) -> DataFrame:
+    """A streaming read of the rows appended to the table from ``starting_version`` on."""
+    if engines(spark).delta == "native":
+        return (spark.readStream.format("delta").option("startingVersion", starting_version)
+                .load(table_uri))
+    from logad.io.delta_source import DeltaStreamSource
+
+    spark.dataSource.register(DeltaStreamSource)
+    return (spark.readStream.format(DeltaStreamSource.name())
+            .option("startingVersion", str(starting_version)).load(table_uri))
+
+
+def table_version(table_uri: str) -> int:
+    """The table's latest version (engine-independent: read from the Delta log with delta-rs)."""
+    from deltalake import DeltaTable
+
+    if not DeltaTable.is_deltatable(table_uri):
+        raise DeltaError(f"no Delta table at {table_uri}")
+    return int(DeltaTable(table_uri).version())
+
+
+def table_summary(table_uri: str) -> dict[str, object]:
+    """Version, row count (from file statistics) and file count, for logs and the CLI."""
+    from deltalake import DeltaTable
+
+    table = DeltaTable(table_uri)
+    actions = table.get_add_actions(flatten=True)
+    import pyarrow as pa
+
+    rows = pa.table(actions).column("num_records").to_pylist() if actions.num_rows else []
+    return {"table": table_uri, "version": table.version(), "files": len(rows),
+            "rows": int(sum(r or 0 for r in rows))}
+
+
+def commit_info(table_uri: str) -> list[dict[str, object]]:
+    """The table's history, newest first (operation, version, logad batch ids)."""
+    from deltalake import DeltaTable
+
+    return [json.loads(json.dumps(h, default=str)) for h in DeltaTable(table_uri).history()]
