@@ -68,7 +68,8 @@ def cmd_ingest(a: argparse.Namespace) -> int:
     from logad.session import get_spark
 
     spark = get_spark("logad-ingest", master=a.master, engine=a.engine)
-    source = KafkaSource(a.bootstrap, subscribe=a.subscribe, subscribe_pattern=a.subscribe_pattern,
+    pattern = a.subscribe_pattern or (None if a.subscribe else r"logs\..*")
+    source = KafkaSource(a.bootstrap, subscribe=a.subscribe, subscribe_pattern=pattern,
                          starting_offsets=a.starting_offsets,
                          max_offsets_per_trigger=a.max_offsets_per_trigger)
     warehouse = Warehouse(a.warehouse)
@@ -106,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--bootstrap", default="127.0.0.1:9092", help="kafka.bootstrap.servers")
     group = i.add_mutually_exclusive_group()
     group.add_argument("--subscribe", help="comma-separated topics")
-    group.add_argument("--subscribe-pattern", default=r"logs\..*", help=r"topic regex (default logs\..*)")
+    group.add_argument("--subscribe-pattern", help=r"topic regex (default logs\..*, the shipper's topics)")
     i.add_argument("--starting-offsets", default="earliest", help="earliest, latest or Spark's JSON")
     i.add_argument("--max-offsets-per-trigger", type=int, default=None)
     i.add_argument("--warehouse", default=".logad/warehouse", help="root of tables and checkpoints")

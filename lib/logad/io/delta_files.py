@@ -198,6 +198,9 @@ def _check_writable(path: str) -> None:
     probe = p
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
+    if not probe.is_dir():
+        raise DeltaError(f"cannot write the Delta table at {p}: {probe} is a file, not a folder; "
+                         "choose another table path (warehouse root)")
     if not os.access(probe, os.W_OK):
         raise DeltaError(f"cannot write the Delta table at {p}: {probe} is not writable; "
                          "choose another table path (warehouse root)")
