@@ -132,3 +132,47 @@ def test_broker_data_loss_stops_the_query_with_a_clear_error(spark, tmp_path):
             run(start_raw_ingest(spark, source, warehouse, trigger="1 second"), once=True)
     finally:
         broker_io.stop(cfg)
+
+
+def test_broker_on_s3_storage_keeps_records_across_a_restart(tmp_path, monkeypatch):
+    """tansu's s3:// storage against a local S3-compatible store (moto) survives a restart."""
+    import time
+
+    import boto3
+    from confluent_kafka import Consumer, TopicPartition
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "logad")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "logad-secret")
+    s3_port = free_port()
+    store = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                              str(s3_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{s3_port}"
+    cfg = Broker(port=free_port(), state_dir=str(tmp_path), storage="s3://tansu/",
+                 s3_endpoint=endpoint)
+    try:
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+        for _ in range(50):
+            try:
+                s3.create_bucket(Bucket="tansu")
+                break
+            except Exception:
+                time.sleep(0.2)
+        broker_io.start(cfg)
+        produce(cfg.bootstrap, "logs.kept", [(0, f"line {i}".encode()) for i in range(100)])
+        broker_io.stop(cfg)
+        broker_io.start(cfg)
+        consumer = Consumer({"bootstrap.servers": cfg.bootstrap, "group.id": "kept",
+                             "enable.partition.eof": True})
+        consumer.assign([TopicPartition("logs.kept", 0, 0)])
+        values = []
+        deadline = time.monotonic() + 30
+        while len(values) < 100 and time.monotonic() < deadline:
+            m = consumer.poll(0.5)
+            if m is not None and m.error() is None:
+                values.append(m.value().decode())
+        consumer.close()
+        assert values == [f"line {i}" for i in range(100)]
+    finally:
+        broker_io.stop(cfg)
+        store.terminate()
+        store.wait()

@@ -28,12 +28,15 @@ def _broker_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--state-dir", default=".logad/broker", help="pid and log files (default .logad/broker)")
     p.add_argument("--storage", default="memory://tansu/",
                    help="tansu storage URL: memory://tansu/ (default, lost on restart) or s3://bucket/")
+    p.add_argument("--s3-endpoint", default=None,
+                   help="S3-compatible store for s3:// storage, e.g. http://127.0.0.1:9000 "
+                        "(credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)")
 
 
 def _broker_cfg(a: argparse.Namespace):  # type: ignore[no-untyped-def]
     from logad.config import Broker
 
-    return Broker(port=a.port, state_dir=a.state_dir, storage=a.storage)
+    return Broker(port=a.port, state_dir=a.state_dir, storage=a.storage, s3_endpoint=a.s3_endpoint)
 
 
 def cmd_broker(a: argparse.Namespace) -> int:

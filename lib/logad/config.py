@@ -104,13 +104,16 @@ class Broker:
     port: int = 9092
     state_dir: str = ".logad/broker"
     storage: str = "memory://tansu/"
+    s3_endpoint: str | None = None
 
     def __post_init__(self) -> None:
         _require(self.host in ("127.0.0.1", "localhost", "::1"),
                  f"Broker.host={self.host!r}: the local broker only listens on loopback")
         _require(0 < self.port < 65536, f"Broker.port={self.port} is not a TCP port")
-        _require("://" in self.storage,
-                 f"Broker.storage={self.storage!r} is not a URL (memory://tansu/ or s3://bucket/)")
+        _require(self.storage.startswith(("memory://", "s3://")),
+                 f"Broker.storage={self.storage!r}: use memory://tansu/ or s3://bucket/")
+        _require(self.s3_endpoint is None or self.storage.startswith("s3://"),
+                 "Broker.s3_endpoint is set but Broker.storage is not s3://")
 
     @property
     def bootstrap(self) -> str:

@@ -51,7 +51,7 @@ def start_raw_ingest(spark: SparkSession, source: KafkaSource, warehouse: Wareho
     return query
 
 
-def run(query: StreamingQuery, once: bool, timeout_s: float | None = None) -> None:
+def run(query: StreamingQuery, once: bool, timeout_s: int | None = None) -> None:
     """Drive a started query: ``once`` processes what is there now, then stops; otherwise it
     runs until stopped (Ctrl-C stops it between batches) or fails."""
     from logad.errors import explain

@@ -4,8 +4,8 @@ For the demo and the tests; a real deployment points logad at its Kafka cluster 
 ``start`` runs the broker in the background with a pid file and a log file in the state folder,
 waits until it answers Kafka metadata requests, and refuses clearly when the port is taken or the
 binary is missing. Storage is tansu's: ``memory://`` (the default, gone on restart) or an
-S3-compatible bucket (``s3://bucket/``, with the ``AWS_*`` variables pointing at the store), which
-survives a broker restart.
+S3-compatible bucket (``s3://bucket/``; the store is ``s3_endpoint`` or the ``AWS_ENDPOINT``,
+``AWS_ACCESS_KEY_ID`` and ``AWS_SECRET_ACCESS_KEY`` variables), which survives a broker restart.
 """
 
 from __future__ import annotations
@@ -104,9 +104,15 @@ def start(cfg: Broker, wait_s: float = 30.0) -> BrokerStatus:
     url = f"tcp://{cfg.host}:{cfg.port}"
     cmd = [exe, "broker", "--listener-url", url, "--advertised-listener-url", url,
            "--storage-engine", cfg.storage, "--cluster-id", "logad"]
+    env = dict(os.environ)
+    if cfg.s3_endpoint:
+        env["AWS_ENDPOINT"] = cfg.s3_endpoint
+        env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+        if cfg.s3_endpoint.startswith("http://"):
+            env["AWS_ALLOW_HTTP"] = "true"
     with open(_log_file(cfg), "ab") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+                                start_new_session=True, env=env)
     with open(_pid_file(cfg), "w") as f:
         f.write(str(proc.pid))
     deadline = time.monotonic() + wait_s

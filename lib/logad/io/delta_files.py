@@ -66,7 +66,7 @@ def file_writer(table_uri: str, schema: pa.Schema, partition_by: tuple[str, ...]
                 table = pa.Table.from_batches([batch]).cast(schema)
                 for key, part in _split(table, partition_by):
                     if key not in open_files:
-                        folder = "/".join(f"{c}={_hive(v)}" for c, v in zip(partition_by, key))
+                        folder = "/".join(f"{c}={_hive(v)}" for c, v in zip(partition_by, key, strict=True))
                         rel = (folder + "/" if folder else "") + (
                             f"part-{batch_id:08d}-{uuid.uuid4().hex}.snappy.parquet")
                         fs.create_dir(f"{root}/{folder}" if folder else root, recursive=True)
@@ -82,7 +82,7 @@ def file_writer(table_uri: str, schema: pa.Schema, partition_by: tuple[str, ...]
                 writer.close()
         rows = []
         for key, (_, rel, stats) in open_files.items():
-            values = {c: (None if v is None else _hive_value(v)) for c, v in zip(partition_by, key)}
+            values = {c: (None if v is None else _hive_value(v)) for c, v in zip(partition_by, key, strict=True)}
             size = fs.get_file_info(f"{root}/{rel}").size
             rows.append((rel, size, json.dumps(values), stats.to_json()))
         yield pa.RecordBatch.from_arrays(
@@ -102,7 +102,7 @@ def _split(table: pa.Table, partition_by: tuple[str, ...]) -> Iterator[tuple[tup
     keys = table.select(list(partition_by)).to_pylist()
     for key in dict.fromkeys(tuple(k[c] for c in partition_by) for k in keys):
         mask = None
-        for col, value in zip(partition_by, key):
+        for col, value in zip(partition_by, key, strict=True):
             cond = pc.is_null(table[col]) if value is None else pc.equal(table[col], value)
             mask = cond if mask is None else pc.and_(mask, cond)
         yield key, table.filter(mask)
@@ -153,7 +153,7 @@ class _Stats:
                 ms = v.replace(microsecond=(v.microsecond // 1000) * 1000)
                 if up and ms != v:
                     ms += dt.timedelta(milliseconds=1)
-                return ms.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+                return ms.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
             if isinstance(v, dt.date):
                 return v.isoformat()
             if isinstance(v, float) and v != v:  # NaN has no order
@@ -230,7 +230,7 @@ def append_batch(df: DataFrame, table_uri: str, app_id: str, batch_id: int,
     after a crash). Returns the number of rows written (0 when skipped).
     """
     from deltalake import CommitProperties, DeltaTable, Transaction
-    from deltalake.transaction import AddAction
+    from deltalake.transaction import AddAction, RemoveAction
 
     done = committed_version(table_uri, app_id)
     if done is not None and done >= batch_id:
@@ -239,10 +239,10 @@ def append_batch(df: DataFrame, table_uri: str, app_id: str, batch_id: int,
         return 0
     schema = arrow_schema(df)
     ensure_table(table_uri, schema, partition_by)
-    rows = df.mapInArrow(file_writer(table_uri, schema, partition_by, batch_id),
+    rows = df.mapInArrow(file_writer(table_uri, schema, partition_by, batch_id),  # type: ignore[arg-type]
                          ADD_SCHEMA).collect()
     now = int(time.time() * 1000)
-    actions = [AddAction(r.path, r.size, json.loads(r.partition_values), now, True, r.stats)
+    actions: list[AddAction | RemoveAction] = [AddAction(r.path, r.size, json.loads(r.partition_values), now, True, r.stats)
                for r in rows]
     written = sum(json.loads(r.stats)["numRecords"] for r in rows)
     try:

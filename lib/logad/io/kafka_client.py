@@ -224,9 +224,11 @@ class Probe:
         if self._consumer is None:
             from confluent_kafka import Consumer, KafkaException
 
+            # Fetch little (one record per partition is enough to learn the high watermark), and
+            # do not let librdkafka's queue-full backoff (1 s by default) delay the next probe.
             try:
                 self._consumer = Consumer(self.options.consumer_conf(
-                    **{"fetch.wait.max.ms": 10, "queued.min.messages": 1,
+                    **{"fetch.wait.max.ms": 10, "queued.min.messages": 1, "fetch.queue.backoff.ms": 5,
                        "fetch.max.bytes": 1024 * 1024, "max.partition.fetch.bytes": 64 * 1024}))
             except KafkaException as e:
                 raise ConfigError(f"a kafka.* option was refused by the Kafka client: {e}") from e

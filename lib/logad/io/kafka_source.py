@@ -252,11 +252,12 @@ def read_range(options: SourceOptions, part: KafkaRange) -> Iterator[Any]:
                     if err is not None:
                         if err.code() != KafkaError._PARTITION_EOF:
                             raise KafkaSourceError(f"reading {where}: {err.str()}")
-                        if m.offset() < part.end:
-                            _short_read(options, where, m.offset(), part.end)
+                        at = int(m.offset() or 0)
+                        if at < part.end:
+                            _short_read(options, where, at, part.end)
                             next_offset = part.end
                         continue
-                    off = m.offset()
+                    off = int(m.offset() or 0)
                     if off >= part.end:
                         next_offset = part.end
                         break
