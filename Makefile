@@ -32,12 +32,12 @@ demo: $(STAMP)
 	$(BIN)/logad demo
 
 test: $(STAMP)
-	$(BIN)/ruff check lib jobs tests bench
+	$(BIN)/ruff check lib jobs tests bench notebooks
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check lib jobs tests bench
+	$(BIN)/ruff check lib jobs tests bench notebooks
 	$(BIN)/mypy
 
 bench: $(STAMP)

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 import pytest
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")  # pyspark.pandas (assertDataFrameEqual) asks
 
 
 def free_port() -> int:
