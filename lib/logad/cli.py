@@ -64,6 +64,29 @@ def cmd_produce(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ship(a: argparse.Namespace) -> int:
+    import socket
+    import threading
+
+    from logad.ship import ShipConfig, Shipper
+
+    cfg = ShipConfig(
+        paths=tuple(a.paths), bootstrap=a.bootstrap, host=a.host or socket.gethostname(),
+        topic_prefix=a.topic_prefix, single_topic=a.topic, partitions=a.partitions,
+        registry=a.registry, include=tuple(a.include_lines), exclude=tuple(a.exclude_lines),
+        multiline_pattern=a.multiline_pattern, multiline_negate=a.multiline_negate,
+        poll_interval_s=a.poll_interval)
+    stop = threading.Event()
+    try:
+        stats = Shipper(cfg).run(once=a.once, stop=stop)
+    except KeyboardInterrupt:
+        stop.set()
+        return 130
+    print(f"shipped {stats.sent} records ({stats.lines} lines read, {stats.filtered} filtered) "
+          f"to {cfg.topic}")
+    return 0
+
+
 def cmd_ingest(a: argparse.Namespace) -> int:
     from logad.config import KafkaSource, Warehouse
     from logad.ingest import run, start_raw_ingest
@@ -105,6 +128,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", default="127.0.0.1:9092")
     p.add_argument("--partitions", type=int, default=1, help="partitions if the topic is created")
     p.set_defaults(func=cmd_produce)
+
+    s = sub.add_parser("ship", help="tail log files into Kafka (Filebeat's role)")
+    s.add_argument("paths", nargs="+", help="files and globs (quote globs)")
+    s.add_argument("--bootstrap", default="127.0.0.1:9092")
+    s.add_argument("--host", default=None, help="host name for the topic and key (default: this host)")
+    s.add_argument("--topic-prefix", default="logs", help="topic per host: <prefix>.<host> (default logs)")
+    s.add_argument("--topic", default=None, help="one topic for all hosts instead (key host|file)")
+    s.add_argument("--partitions", type=int, default=1, help="partitions if the topic is created")
+    s.add_argument("--registry", default=".logad/ship/registry.json", help="resume state")
+    s.add_argument("--include-lines", action="append", default=[], metavar="REGEX",
+                   help="ship only records matching one of these (repeatable)")
+    s.add_argument("--exclude-lines", action="append", default=[], metavar="REGEX",
+                   help="drop records matching any of these (repeatable)")
+    s.add_argument("--multiline-pattern", default=None, metavar="REGEX",
+                   help=r"a line matching this continues the previous record, e.g. '^\s+(at|\.\.\.) |^Caused by:'")
+    s.add_argument("--multiline-negate", action="store_true",
+                   help="a line NOT matching --multiline-pattern continues the previous record")
+    s.add_argument("--poll-interval", type=float, default=1.0, help="seconds between scans")
+    s.add_argument("--once", action="store_true", help="ship what is there, then stop")
+    s.set_defaults(func=cmd_ship)
 
     i = sub.add_parser("ingest", help="stream Kafka records into the raw_logs Delta table")
     i.add_argument("--bootstrap", default="127.0.0.1:9092", help="kafka.bootstrap.servers")

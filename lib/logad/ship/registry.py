@@ -1,0 +1,104 @@
+"""The shipper's registry: which file is which, and how far it has been shipped.
+
+A file is known by its identity (device, inode) and a fingerprint (a hash of its first bytes).
+The registry stores, per file, the byte offset up to which every line was acknowledged by Kafka.
+It is written atomically (temporary file + rename) and only after the producer confirmed
+delivery, so a restart never skips a line; it may send the last unconfirmed lines again
+(at-least-once).
+
+Rotation:
+- rename + new file: the old inode keeps its entry (and is read to its end if it still matches
+  the paths); the new file is a new inode, read from 0.
+- copytruncate: the original inode shrinks below its offset, so it is read again from 0; its
+  previous state is kept as an orphan, and a new file whose first bytes match the orphan's
+  fingerprint (the copy) resumes at the orphan's offset, so lines written just before the
+  truncation are not lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+FINGERPRINT_BYTES = 1024
+
+
+@dataclass
+class FileState:
+    """Where one file stands."""
+
+    path: str
+    dev: int
+    inode: int
+    offset: int
+    fingerprint: str
+    fingerprint_len: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.dev}:{self.inode}"
+
+
+def fingerprint(path: str | Path, length: int = FINGERPRINT_BYTES) -> tuple[str, int]:
+    """SHA-1 of the file's first ``length`` bytes (fewer if it is shorter), and how many."""
+    with open(path, "rb") as f:
+        head = f.read(length)
+    return hashlib.sha1(head).hexdigest(), len(head)
+
+
+def prefix_fingerprint(path: str | Path, length: int) -> str:
+    """SHA-1 of exactly the first ``length`` bytes (to compare with a stored fingerprint)."""
+    with open(path, "rb") as f:
+        return hashlib.sha1(f.read(length)).hexdigest()
+
+
+class Registry:
+    """Persisted file states, keyed by ``dev:inode``, plus orphans awaiting adoption."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.files: dict[str, FileState] = {}
+        self.orphans: list[FileState] = []
+        if self.path.exists():
+            data = json.loads(self.path.read_text())
+            self.files = {k: FileState(**v) for k, v in data.get("files", {}).items()}
+            self.orphans = [FileState(**v) for v in data.get("orphans", [])]
+
+    def save(self) -> None:
+        """Write the registry atomically."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"files": {k: asdict(v) for k, v in self.files.items()},
+                                   "orphans": [asdict(o) for o in self.orphans[-100:]]}))
+        os.replace(tmp, self.path)
+
+    def state_for(self, path: str) -> FileState:
+        """The state of the file now at ``path``: known, adopted from an orphan, or new at 0."""
+        st = os.stat(path)
+        key = f"{st.st_dev}:{st.st_ino}"
+        known = self.files.get(key)
+        if known is not None:
+            fp_now = prefix_fingerprint(path, known.fingerprint_len) if st.st_size >= known.fingerprint_len else None
+            if fp_now == known.fingerprint and st.st_size >= known.offset:
+                known.path = path
+                return known
+            # Truncated (copytruncate) or the inode was reused: keep the old state for adoption.
+            self.orphans.append(FileState(**asdict(known)))
+        fp, fp_len = fingerprint(path)
+        state = FileState(path, st.st_dev, st.st_ino, 0, fp, fp_len)
+        for orphan in reversed(self.orphans):
+            if (orphan.key != key and st.st_size >= orphan.offset and st.st_size >= orphan.fingerprint_len
+                    and prefix_fingerprint(path, orphan.fingerprint_len) == orphan.fingerprint):
+                state.offset = orphan.offset  # the copy of a truncated file: resume where it was
+                self.orphans.remove(orphan)
+                break
+        self.files[key] = state
+        return state
+
+    def refresh_fingerprint(self, state: FileState) -> None:
+        """Extend a short file's fingerprint as it grows (up to FINGERPRINT_BYTES)."""
+        if state.fingerprint_len < FINGERPRINT_BYTES:
+            state.fingerprint, state.fingerprint_len = fingerprint(state.path)

@@ -1,0 +1,167 @@
+"""Tier 3 (no Spark): logad ship against a real broker, with rotation, restarts and filters."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import new_topic
+from logad.errors import ConfigError
+from logad.ship import ShipConfig, Shipper
+
+JAVA_ERROR = [
+    "17/06/09 20:11:11 ERROR executor.Executor: Exception in task 1.0 in stage 0.0 (TID 1)",
+    "java.lang.RuntimeException: boom",
+    "\tat org.apache.spark.rdd.RDD.iterator(RDD.scala:287)",
+    "\tat org.apache.spark.scheduler.Task.run(Task.scala:99)",
+    "Caused by: java.io.IOException: disk",
+    "\t... 12 more",
+]
+
+
+def consume(bootstrap: str, topic: str) -> list[tuple[str, str]]:
+    """Every (key, value) in the topic, in partition order."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "ship-test",
+                  "enable.partition.eof": True})
+    parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+    c.assign([TopicPartition(topic, p, 0) for p in parts])
+    out, eof, deadline = [], set(), time.monotonic() + 30
+    while len(eof) < len(parts) and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is None:
+            continue
+        if m.error():
+            eof.add(m.partition())
+            continue
+        out.append((m.key().decode(), m.value().decode()))
+    c.close()
+    return out
+
+
+def write(path: Path, lines: list[str], mode: str = "a") -> None:
+    with path.open(mode) as f:
+        f.writelines(line + "\n" for line in lines)
+
+
+def lines(prefix: str, n: int, start: int = 0) -> list[str]:
+    return [f"{prefix} line {i}" for i in range(start, start + n)]
+
+
+@pytest.fixture
+def cfg(broker, tmp_path):
+    def make(*paths: str, **kw):
+        kw.setdefault("host", "node-1")
+        kw.setdefault("single_topic", new_topic("ship"))
+        kw.setdefault("registry", str(tmp_path / "registry.json"))
+        return ShipConfig(paths=paths, bootstrap=broker.bootstrap, **kw)
+    return make
+
+
+def test_ships_files_and_globs_in_order_with_host_and_file_key(cfg, broker, tmp_path):
+    a, b = tmp_path / "a.log", tmp_path / "b.log"
+    write(a, lines("a", 500))
+    write(b, lines("b", 300))
+    (tmp_path / "note.txt").write_text("not a log\n")
+    c = cfg(str(tmp_path / "*.log"))
+    stats = Shipper(c).run(once=True)
+    got = consume(broker.bootstrap, c.topic)
+    assert stats.sent == stats.lines == 800
+    assert [v for k, v in got if k == f"node-1|{a}"] == lines("a", 500)
+    assert [v for k, v in got if k == f"node-1|{b}"] == lines("b", 300)
+
+
+def test_topic_per_host_is_the_default(broker, tmp_path):
+    f = tmp_path / "x.log"
+    write(f, ["hello"])
+    host = new_topic("host").replace(".", "-")
+    c = ShipConfig((str(f),), broker.bootstrap, host=host, registry=str(tmp_path / "r.json"))
+    assert c.topic == f"logs.{host}"
+    Shipper(c).run(once=True)
+    assert consume(broker.bootstrap, c.topic) == [(f"{host}|{f}", "hello")]
+
+
+def test_restart_resumes_without_resending_or_skipping(cfg, broker, tmp_path):
+    f = tmp_path / "app.log"
+    write(f, lines("x", 100))
+    c = cfg(str(f))
+    Shipper(c).run(once=True)
+    write(f, lines("x", 50, start=100))
+    with f.open("a") as h:
+        h.write("a partial line without its newline yet")
+    Shipper(c).run(once=True)  # a new process: only the registry is shared
+    with f.open("a") as h:
+        h.write(" ... now complete\n")
+    Shipper(c).run(once=True)
+    got = [v for _, v in consume(broker.bootstrap, c.topic)]
+    assert got == lines("x", 150) + ["a partial line without its newline yet ... now complete"]
+
+
+def test_rename_rotation_while_running_loses_nothing(cfg, broker, tmp_path):
+    f = tmp_path / "app.log"
+    write(f, lines("old", 100))
+    c = cfg(str(f), poll_interval_s=0.1)
+    stop = threading.Event()
+    shipper = Shipper(c)
+    runner = threading.Thread(target=shipper.run, kwargs={"stop": stop})
+    runner.start()
+    try:
+        time.sleep(1.0)
+        write(f, lines("old", 20, start=100))  # written just before the rename
+        f.rename(tmp_path / "app.log.1")       # logrotate: rename, then a new file
+        write(tmp_path / "app.log.1", lines("old", 5, start=120))  # the app still writes the old fd
+        write(f, lines("new", 30))
+        deadline = time.monotonic() + 20
+        while shipper.stats.sent < 155 and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        runner.join(30)
+    got = [v for _, v in consume(broker.bootstrap, c.topic)]
+    assert sorted(got) == sorted(lines("old", 125) + lines("new", 30))
+    assert [v for v in got if v.startswith("old")] == lines("old", 125)
+
+
+def test_copytruncate_rotation_keeps_the_lines_written_before_the_truncate(cfg, broker, tmp_path):
+    f = tmp_path / "app.log"
+    write(f, [f"{'x' * 20} {i}" for i in range(100)])  # > 1 KiB: a full fingerprint
+    c = cfg(str(tmp_path / "app.log*"))
+    Shipper(c).run(once=True)
+    write(f, lines("late", 10))                   # not shipped yet ...
+    shutil.copy(f, tmp_path / "app.log.1")        # ... when logrotate copies
+    with f.open("r+") as h:                       # and truncates
+        h.truncate(0)
+    write(f, lines("fresh", 5))
+    Shipper(c).run(once=True)
+    got = [v for _, v in consume(broker.bootstrap, c.topic)]
+    assert got[:100] == [f"{'x' * 20} {i}" for i in range(100)]
+    assert sorted(got[100:]) == sorted(lines("late", 10) + lines("fresh", 5))
+
+
+def test_include_exclude_and_multiline_java_stack_traces(cfg, broker, tmp_path):
+    f = tmp_path / "executor.log"
+    info = "17/06/09 20:11:10 INFO executor.Executor: Running task 1.0 in stage 0.0 (TID 1)"
+    debug = "17/06/09 20:11:10 DEBUG storage.BlockManager: noise"
+    write(f, [info, debug, *JAVA_ERROR, info])
+    c = cfg(str(f), exclude=(r" DEBUG ",), multiline_pattern=r"^(\s+(at|\.\.\.)\s|Caused by:|java\.)")
+    stats = Shipper(c).run(once=True)
+    got = [v for _, v in consume(broker.bootstrap, c.topic)]
+    assert got == [info, "\n".join(JAVA_ERROR), info]
+    assert (stats.lines, stats.records, stats.filtered, stats.sent) == (9, 4, 1, 3)
+
+    only_errors = cfg(str(f), include=(r" ERROR ",), multiline_pattern=r"^(\s|Caused by:|java\.)",
+                      registry=str(tmp_path / "r2.json"))
+    Shipper(only_errors).run(once=True)
+    assert [v for _, v in consume(broker.bootstrap, only_errors.topic)] == ["\n".join(JAVA_ERROR)]
+
+
+def test_bad_settings_are_named(broker, tmp_path):
+    with pytest.raises(ConfigError, match="--exclude-lines"):
+        ShipConfig(("x",), broker.bootstrap, exclude=("(",))
+    with pytest.raises(ConfigError, match="at least one"):
+        ShipConfig((), broker.bootstrap)
