@@ -38,6 +38,8 @@ def local_defaults() -> dict[str, str]:
     """
     return {
         "spark.sql.session.timeZone": "UTC",
+        # The header parser's generated code is large; 1g (the default) is tight for it.
+        "spark.driver.memory": "2g",
         "spark.sql.shuffle.partitions": "4",
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",

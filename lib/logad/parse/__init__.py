@@ -1,0 +1,1 @@
+"""Parsing log lines: header formats, events and rejects (templates come later)."""

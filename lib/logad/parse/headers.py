@@ -1,0 +1,243 @@
+"""Kafka records to ``events`` and ``rejects``: decode, unwrap Filebeat, parse headers.
+
+A plain ``DataFrame -> DataFrame`` transform, the same for the live stream and for backfills,
+built only from Spark SQL expressions so it runs on the executors at JVM speed. Every input
+record comes out exactly once, as an event (``reject_reason`` null) or a reject with its reason:
+
+| reason | when |
+|---|---|
+| ``undecodable`` | the value is not valid UTF-8 |
+| ``too_long`` | the value is longer than ``max_line_bytes`` |
+| ``empty`` | no value, or only whitespace |
+| ``no_header`` | the line matches no format the topic allows |
+| ``bad_timestamp`` | the header matched but its time does not exist (month 13, Feb 30) |
+
+Records are raw lines, or Filebeat's Kafka output (a JSON event with ``message``, ``host.name``,
+``log.file.path``, ``log.offset``), detected per record.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from logad.errors import ConfigError
+from logad.parse.formats import DETECT_ORDER, FORMATS, get
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+EXTRA_FIELDS = ("pid", "thread", "node", "alert", "location", "type")
+EVENT_COLUMNS = ("topic", "partition", "offset", "kafka_ts", "host", "source", "file_offset",
+                 "system", "ts", "level", "component", "content", "fields", "line")
+REJECT_COLUMNS = ("topic", "partition", "offset", "kafka_ts", "key", "value", "reason", "stage",
+                  "detail")
+
+
+@dataclass(frozen=True)
+class Parser:
+    """Which formats apply to which topics, and the limits.
+
+    ``formats`` maps a topic regex to a format name or ``auto`` (try the known formats, most
+    specific first); the first matching entry wins; topics matching none use ``default``.
+    ``fallback_generic`` lets a line that matches no specific format through as ``generic``
+    (content = the whole line) instead of rejecting it.
+    """
+
+    formats: dict[str, str] = field(default_factory=dict)
+    default: str = "auto"
+    fallback_generic: bool = True
+    max_line_bytes: int = 64 * 1024
+
+    def __post_init__(self) -> None:
+        for pattern, name in {**self.formats, "": self.default}.items():
+            if name != "auto":
+                get(name)
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise ConfigError(f"Parser.formats: topic pattern {pattern!r} is not a regex: {e}") from e
+        if self.max_line_bytes <= 0:
+            raise ConfigError(f"Parser.max_line_bytes must be > 0, got {self.max_line_bytes}")
+
+
+def _detect(line: Column, allowed: str) -> Column:
+    from pyspark.sql import functions as F
+
+    names = DETECT_ORDER if allowed == "auto" else (allowed,)
+    expr = None
+    for name in names:
+        cond = line.rlike(FORMATS[name].regex)
+        expr = F.when(cond, F.lit(name)) if expr is None else expr.when(cond, F.lit(name))
+    assert expr is not None
+    return expr
+
+
+def _format_column(topic: Column, line: Column, parser: Parser) -> Column:
+    from pyspark.sql import functions as F
+
+    chosen = None
+    for pattern, name in parser.formats.items():
+        cond = topic.rlike(f"^(?:{pattern})$")
+        chosen = F.when(cond, _detect(line, name)) if chosen is None else chosen.when(cond, _detect(line, name))
+    default = _detect(line, parser.default)
+    detected = default if chosen is None else chosen.otherwise(default)
+    if parser.fallback_generic:
+        detected = F.coalesce(detected, F.lit("generic"))
+    return detected
+
+
+# Joins a format's groups into one string so one regex evaluation yields all of them (Spark SQL
+# has no "all groups of one match" function). U+FFFF is a Unicode noncharacter: it does not occur
+# in text; a line that still contains one gets shifted fields, never an error.
+_SEP = "\uffff"
+
+
+def _groups(fmt: Column, line: Column) -> Column:
+    """All groups of whichever format matched, as an array (one regex evaluation per row)."""
+    from pyspark.sql import functions as F
+
+    expr = None
+    for f in FORMATS.values():
+        joined = F.regexp_replace(line, f.regex, _SEP.join(f"${i}" for i in range(1, len(f.fields) + 1)))
+        parts = F.split(joined, _SEP, len(f.fields))
+        expr = F.when(fmt == f.name, parts) if expr is None else expr.when(fmt == f.name, parts)
+    assert expr is not None
+    return expr
+
+
+def _field(fmt: Column, groups: Column, name: str) -> Column:
+    """Field ``name`` of whichever format matched (null when that format has no such field)."""
+    from pyspark.sql import functions as F
+
+    expr = None
+    for f in FORMATS.values():
+        if name in f.fields:
+            value = F.get(groups, f.fields.index(name))
+            expr = F.when(fmt == f.name, value) if expr is None else expr.when(fmt == f.name, value)
+    if expr is None:
+        return F.lit(None).cast("string")
+    return F.nullif(expr, F.lit(""))
+
+
+def _timestamp(fmt: Column, g: dict[str, Column], kafka_ts: Column) -> Column:
+    from pyspark.sql import functions as F
+
+    def local(ts: Column, name: str) -> Column:
+        tz = FORMATS[name].timezone
+        return ts if tz == "UTC" else F.to_utc_timestamp(ts, tz)
+
+    epoch = g["epoch"].cast("long")
+
+    def syslog_in(year: Column) -> Column:
+        return F.try_to_timestamp(
+            F.concat_ws(" ", year.cast("string"), F.regexp_replace(g["time"], " +", " ")),
+            F.lit("yyyy MMM d HH:mm:ss"))
+
+    this_year = syslog_in(F.year(kafka_ts))
+    syslog = F.when(this_year > kafka_ts + F.expr("INTERVAL 1 DAY"),
+                    syslog_in(F.year(kafka_ts) - 1)).otherwise(this_year)
+    generic_time = F.regexp_replace(g["time"], ",", ".")
+    return (
+        F.when(fmt == "hdfs", local(F.try_to_timestamp(F.concat(g["date"], g["time"]),
+                                                       F.lit("yyMMddHHmmss")), "hdfs"))
+        .when(fmt == "spark", local(F.try_to_timestamp(g["time"], F.lit("yy/MM/dd HH:mm:ss")), "spark"))
+        .when(fmt == "hadoop", local(F.try_to_timestamp(g["time"], F.lit("yyyy-MM-dd HH:mm:ss,SSS")),
+                                     "hadoop"))
+        .when(fmt == "bgl", F.timestamp_micros(epoch * 1_000_000 + g["micros"].cast("long")))
+        .when(fmt == "thunderbird", F.timestamp_seconds(epoch))
+        .when(fmt == "syslog", local(syslog, "syslog"))
+        .when(fmt == "generic", F.coalesce(
+            F.when(g["time"].rlike(r"(Z|[+-]\d{2}:?\d{2})$"), F.try_to_timestamp(generic_time))
+            .otherwise(local(F.try_to_timestamp(F.regexp_replace(generic_time, "T", " ")), "generic")),
+            kafka_ts))
+    )
+
+
+def parse_records(records: DataFrame, parser: Parser | None = None) -> DataFrame:
+    """Kafka records -> one row per record with event columns and ``reject_reason``.
+
+    Use :func:`events` and :func:`rejects` to split the result.
+
+    Example:
+        >>> parsed = parse_records(spark.read.format("logad_kafka").options(**opts).load())  # doctest: +SKIP
+    """
+    from pyspark.sql import functions as F
+
+    parser = parser or Parser()
+    value = F.col("value")
+    raw = value.cast("string")  # the bytes as they are; checked, not decoded (ANSI would throw)
+    bad_utf8 = ~F.is_valid_utf8(raw)
+    decoded = F.make_valid_utf8(raw)
+    is_filebeat = decoded.startswith("{") & F.get_json_object(decoded, "$.message").isNotNull()
+
+    def fb(path: str) -> Column:
+        return F.when(F.col("_fb"), F.get_json_object(F.col("_decoded"), path))
+
+    key = F.col("key").cast("string")
+    df = (records
+          .withColumn("_decoded", decoded)
+          .withColumn("_bad_utf8", F.coalesce(bad_utf8, F.lit(False)))
+          .withColumn("_fb", F.coalesce(is_filebeat, F.lit(False)))
+          .withColumn("line", F.regexp_replace(
+              F.when(F.col("_fb"), fb("$.message")).otherwise(F.col("_decoded")), r"\r$", ""))
+          .withColumn("host", F.coalesce(
+              fb("$.host.name"), F.when(key.contains("|"), F.substring_index(key, "|", 1)),
+              F.element_at(F.split(F.col("topic"), r"\."), -1)))
+          .withColumn("source", F.coalesce(
+              fb("$.log.file.path"), F.when(key.contains("|"), F.expr("substr(cast(key as string), "
+                                                                          "instr(cast(key as string), '|') + 1)")),
+              key))
+          .withColumn("file_offset", fb("$.log.offset").cast("long"))
+          .withColumn("kafka_ts", F.col("timestamp")))
+    line = F.col("line")
+    df = df.withColumn("system", _format_column(F.col("topic"), line, parser))
+    fmt = F.col("system")
+    df = df.withColumn("_groups", _groups(fmt, line))
+    names = sorted({n for f in FORMATS.values() for n in f.fields})
+    g = {n: F.col(f"_g_{n}") for n in names}
+    df = df.select("*", *[_field(fmt, F.col("_groups"), n).alias(f"_g_{n}") for n in names])
+    level = F.upper(g["level"])
+    df = (df.withColumn("ts", _timestamp(fmt, g, F.col("kafka_ts")))
+          .withColumn("level", F.when(level == "WARNING", F.lit("WARN")).otherwise(level))
+          .withColumn("component", g["component"])
+          .withColumn("content", F.coalesce(g["content"], F.lit("")))
+          .withColumn("fields", F.map_filter(
+              F.create_map(*[x for n in EXTRA_FIELDS for x in (F.lit(n), g[n])]),
+              lambda _k, v: v.isNotNull())))
+    reason = (F.when(F.col("_bad_utf8"), F.lit("undecodable"))
+              .when(F.octet_length(value) > parser.max_line_bytes, F.lit("too_long"))
+              .when(value.isNull() | ~line.rlike(r"\S"), F.lit("empty"))
+              .when(fmt.isNull(), F.lit("no_header"))
+              .when(F.col("ts").isNull(), F.lit("bad_timestamp")))
+    return df.withColumn("reject_reason", reason).drop(*[c for c in df.columns if c.startswith("_")])
+
+
+def events(parsed: DataFrame) -> DataFrame:
+    """The rows of :func:`parse_records` that parsed, in ``events`` columns.
+
+    Apply it (and :func:`rejects`) to a persisted result, as the ingest query does: a filter on
+    the unpersisted result would be pushed by Spark's optimizer into the parsing expressions and
+    copied into every branch of them, which makes the generated code explode in size.
+    """
+    return parsed.where("reject_reason IS NULL").select(*EVENT_COLUMNS)
+
+
+def rejects(parsed: DataFrame, stage: str = "ingest") -> DataFrame:
+    """The rows of :func:`parse_records` that did not, with their reason (``rejects`` columns).
+
+    Apply it to a persisted result (see :func:`events`).
+    """
+    from pyspark.sql import functions as F
+
+    detail = (F.when(F.col("reject_reason") == "no_header",
+                     F.concat(F.lit("no format matched for topic "), F.col("topic")))
+              .when(F.col("reject_reason") == "too_long",
+                    F.concat(F.lit("bytes: "), F.octet_length("value").cast("string")))
+              .when(F.col("reject_reason") == "bad_timestamp",
+                    F.concat(F.lit("format "), F.col("system"))))
+    return (parsed.where("reject_reason IS NOT NULL")
+            .select("topic", "partition", "offset", "kafka_ts", F.col("key").cast("string").alias("key"),
+                    "value", F.col("reject_reason").alias("reason"), F.lit(stage).alias("stage"),
+                    detail.alias("detail")))
