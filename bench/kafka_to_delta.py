@@ -41,7 +41,7 @@ def produce(bootstrap: str, topic: str, n: int, partitions: int) -> None:
     from logad.produce import producer_conf, read_lines
 
     create_topics(bootstrap, {topic: partitions})
-    lines = list(read_lines(samples_dir() / SAMPLES["logs.hdfs"]))
+    lines = list(read_lines(samples_dir() / SAMPLES["hdfs"]))
     producer = Producer(producer_conf(bootstrap))
     for i, line in enumerate(itertools.islice(itertools.cycle(lines), n)):
         while True:

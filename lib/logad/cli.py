@@ -89,19 +89,30 @@ def cmd_ship(a: argparse.Namespace) -> int:
 
 def cmd_ingest(a: argparse.Namespace) -> int:
     from logad.config import KafkaSource, Warehouse
-    from logad.ingest import run, start_raw_ingest
+    from logad.errors import ConfigError
+    from logad.ingest import EVENTS, RAW_LOGS, REJECTS, run, start_ingest
     from logad.io.delta import table_summary
+    from logad.parse.headers import Parser
     from logad.session import get_spark
 
+    formats = {}
+    for item in a.format:
+        topic, sep, name = item.rpartition("=")
+        if not sep or not topic:
+            raise ConfigError(f"--format {item!r}: use TOPIC_REGEX=FORMAT, e.g. 'logs\\.dn.*=hdfs'")
+        formats[topic] = name
+    parser = Parser(formats=formats, fallback_generic=not a.no_fallback,
+                    max_line_bytes=a.max_line_bytes)
     spark = get_spark("logad-ingest", master=a.master, engine=a.engine)
     pattern = a.subscribe_pattern or (None if a.subscribe else r"logs\..*")
     source = KafkaSource(a.bootstrap, subscribe=a.subscribe, subscribe_pattern=pattern,
                          starting_offsets=a.starting_offsets,
                          max_offsets_per_trigger=a.max_offsets_per_trigger)
     warehouse = Warehouse(a.warehouse)
-    query = start_raw_ingest(spark, source, warehouse, trigger=a.trigger)
+    query = start_ingest(spark, source, warehouse, parser=parser, trigger=a.trigger)
     run(query, once=a.once)
-    print(table_summary(warehouse.table("raw_logs")))
+    for name in (RAW_LOGS, EVENTS, REJECTS):
+        print(table_summary(warehouse.table(name)))
     return 0
 
 
@@ -149,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--once", action="store_true", help="ship what is there, then stop")
     s.set_defaults(func=cmd_ship)
 
-    i = sub.add_parser("ingest", help="stream Kafka records into the raw_logs Delta table")
+    i = sub.add_parser("ingest", help="stream Kafka records into raw_logs, events and rejects")
     i.add_argument("--bootstrap", default="127.0.0.1:9092", help="kafka.bootstrap.servers")
     group = i.add_mutually_exclusive_group()
     group.add_argument("--subscribe", help="comma-separated topics")
@@ -159,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--warehouse", default=".logad/warehouse", help="root of tables and checkpoints")
     i.add_argument("--trigger", default="5 seconds", help="micro-batch interval")
     i.add_argument("--once", action="store_true", help="process what is there, then stop")
+    i.add_argument("--format", action="append", default=[], metavar="TOPIC_REGEX=FORMAT",
+                   help="pin topics to a header format (hdfs, bgl, thunderbird, spark, hadoop, "
+                        "syslog, generic); other topics are detected (repeatable)")
+    i.add_argument("--no-fallback", action="store_true",
+                   help="reject lines no format matches instead of keeping them as generic")
+    i.add_argument("--max-line-bytes", type=int, default=64 * 1024, help="longer records are rejected")
     i.add_argument("--master", default=None, help="Spark master for a local session")
     i.add_argument("--engine", choices=["auto", "native", "embedded"], default=None)
     i.set_defaults(func=cmd_ingest)

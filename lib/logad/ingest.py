@@ -1,7 +1,11 @@
-"""Raw ingest: Kafka records to the ``raw_logs`` Delta table, exactly once.
+"""Ingest: Kafka records to the ``raw_logs``, ``events`` and ``rejects`` Delta tables, exactly once.
 
-Each record keeps its Kafka coordinates (topic, partition, offset), so every later stage can lead
-back to the raw line. Header parsing, templates and rejects build on this table's stream.
+One streaming query reads the host topics, parses every record once
+(:func:`logad.parse.headers.parse_records`) and writes three tables from the same micro-batch:
+``raw_logs`` (every record, decoded), ``events`` (records whose header parsed) and ``rejects``
+(the rest, with the reason and the raw bytes). Every record lands in exactly one of ``events``
+and ``rejects``. Rows keep their Kafka coordinates (topic, partition, offset), so every later
+stage can lead back to the raw line.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from typing import TYPE_CHECKING
 from logad.config import KafkaSource, Warehouse
 from logad.io.delta import write_stream
 from logad.io.kafka import read_kafka
+from logad.parse.headers import Parser
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -19,7 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RAW_LOGS = "raw_logs"
+RAW_LOGS, EVENTS, REJECTS = "raw_logs", "events", "rejects"
 
 
 def to_raw_logs(records: DataFrame) -> DataFrame:
@@ -38,6 +43,40 @@ def to_raw_logs(records: DataFrame) -> DataFrame:
         F.col("value").cast("string").alias("line"),
         F.current_timestamp().alias("ingested_at"),
     )
+
+
+def raw_logs_from_parsed(parsed: DataFrame) -> DataFrame:
+    """``raw_logs`` rows from :func:`parse_records` output (Filebeat events unwrapped)."""
+    from pyspark.sql import functions as F
+
+    return parsed.select("topic", "partition", "offset", "kafka_ts",
+                         F.col("key").cast("string").alias("key"), "host", "source", "line",
+                         F.current_timestamp().alias("ingested_at"))
+
+
+def start_ingest(spark: SparkSession, source: KafkaSource, warehouse: Warehouse,
+                 parser: Parser | None = None, trigger: str = "5 seconds",
+                 query_name: str = "ingest") -> StreamingQuery:
+    """Start the streaming query Kafka -> ``raw_logs`` + ``events`` + ``rejects``.
+
+    Example:
+        >>> q = start_ingest(spark, KafkaSource("kafka1:9092", subscribe_pattern=r"logs\\..*"),
+        ...                  Warehouse("/data/logad"))  # doctest: +SKIP
+    """
+    from logad.io.delta import write_stream_tables
+    from logad.parse.headers import events, parse_records, rejects
+
+    outputs = {
+        RAW_LOGS: (warehouse.table(RAW_LOGS), raw_logs_from_parsed),
+        EVENTS: (warehouse.table(EVENTS), events),
+        REJECTS: (warehouse.table(REJECTS), rejects),
+    }
+    query = write_stream_tables(read_kafka(spark, source), outputs, warehouse.checkpoint(query_name),
+                                query_name=query_name, trigger=trigger,
+                                prepare=lambda df: parse_records(df, parser))
+    log.info("query %s: %s -> %s", query_name, source.subscribe_pattern or source.subscribe,
+             ", ".join(uri for uri, _ in outputs.values()))
+    return query
 
 
 def start_raw_ingest(spark: SparkSession, source: KafkaSource, warehouse: Warehouse,
