@@ -76,7 +76,11 @@ def test_killed_and_restarted_ingest_lands_every_record_once(broker, spark, tmp_
     assert final.returncode == 0, final.stderr[-3000:]
 
     raw = read_table(spark, table)
+    events = read_table(spark, warehouse.table("events"))
+    rejects = read_table(spark, warehouse.table("rejects"))
     assert kills == 3
+    assert events.count() + rejects.count() == TOTAL
+    assert events.select("partition", "offset").distinct().count() == events.count()
     assert raw.count() == TOTAL
     assert raw.select("partition", "offset").distinct().count() == TOTAL
     assert sorted(r.line for r in raw.select("line").collect()) == sorted(f"v{i}" for i in range(TOTAL))
