@@ -41,7 +41,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
-	$(BIN)/python bench/kafka_to_delta.py
+	cd bench && ../$(BIN)/python kafka_to_delta.py && ../$(BIN)/python ingest.py
 
 clean:
 	rm -rf .logad spark-warehouse .pytest_cache .mypy_cache .ruff_cache

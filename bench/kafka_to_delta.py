@@ -21,16 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
-os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from _common import batch_rates, free_port, raw_consume
 
 
 def produce(bootstrap: str, topic: str, n: int, partitions: int) -> None:
@@ -51,23 +42,6 @@ def produce(bootstrap: str, topic: str, n: int, partitions: int) -> None:
             except BufferError:
                 producer.poll(0.1)
     assert producer.flush(120) == 0
-
-
-def raw_consume(bootstrap: str, topic: str, partitions: int, n: int) -> float:
-    """Seconds for one confluent-kafka consumer to read all n records (the ceiling)."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench", "enable.auto.commit": False,
-                  "enable.partition.eof": False})
-    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-    got, start = 0, time.perf_counter()
-    while got < n:
-        for m in c.consume(10_000, 1.0):
-            if m.error() is None:
-                got += 1
-    elapsed = time.perf_counter() - start
-    c.close()
-    return elapsed
 
 
 def main() -> None:
@@ -91,7 +65,7 @@ def main() -> None:
         t = time.perf_counter()
         produce(cfg.bootstrap, topic, args.records, args.partitions)
         produce_s = time.perf_counter() - t
-        ceiling_s = raw_consume(cfg.bootstrap, topic, args.partitions, args.records)
+        ceiling_s = raw_consume(cfg.bootstrap, {topic: args.partitions}, args.records)
 
         spark = get_spark("logad-bench", master="local[2]")
         spark.sparkContext.setLogLevel("ERROR")
@@ -102,14 +76,10 @@ def main() -> None:
         query = start_raw_ingest(spark, source, warehouse, trigger="0 seconds")
         run(query, once=True)
         embedded_s = time.perf_counter() - t
-        batches = [p for p in query.recentProgress if p["numInputRows"] > 0]
+        in_batches, warm, batches = batch_rates(query)
         if os.environ.get("BENCH_VERBOSE"):
             for p in batches:
                 print(p["batchId"], p["numInputRows"], p["durationMs"], file=sys.stderr)
-        busy_s = sum(p["durationMs"].get("triggerExecution", 0) for p in batches) / 1000
-        warm = batches[1:]  # the first batch pays for Python worker start-up and JIT warm-up
-        warm_s = sum(p["durationMs"].get("triggerExecution", 0) for p in warm) / 1000
-        warm_rows = sum(p["numInputRows"] for p in warm)
         rows = table_summary(warehouse.table("raw_logs"))["rows"]
         assert rows == args.records, f"table has {rows} rows, produced {args.records}"
     finally:
@@ -122,8 +92,8 @@ def main() -> None:
         "produce_rps": round(args.records / produce_s),
         "ceiling_confluent_kafka_rps": round(args.records / ceiling_s),
         "embedded_rps": round(args.records / embedded_s),
-        "embedded_rps_in_batches": round(args.records / busy_s) if busy_s else None,
-        "embedded_rps_warm_batches": round(warm_rows / warm_s) if warm_s else None,
+        "embedded_rps_in_batches": in_batches,
+        "embedded_rps_warm_batches": warm,
         "batches": len(batches),
         "ratio_embedded_to_ceiling": round(ceiling_s / embedded_s, 3),
     }

@@ -35,7 +35,7 @@ def expected_spark(line: str) -> tuple:
 def expected_bgl(line: str) -> tuple:
     parts = line.split(" ", 9)
     micros = int(parts[4].rsplit(".", 1)[1])
-    ts = dt.datetime.fromtimestamp(int(parts[1]), dt.timezone.utc).replace(tzinfo=None)
+    ts = dt.datetime.fromtimestamp(int(parts[1]), dt.UTC).replace(tzinfo=None)
     level = "WARN" if parts[8] == "WARNING" else parts[8]  # logad's one normalisation of levels
     return ts + dt.timedelta(microseconds=micros), level, parts[7], parts[9] if len(parts) > 9 else ""
 
@@ -68,7 +68,7 @@ def test_shipped_real_lines_arrive_parsed_and_garbage_is_rejected(spark, broker,
     total = sum(len(lines) for _, lines in shipped.values()) + len(garbage)
     assert raw.count() == total
     assert events.count() + rejects.count() == total  # counts in = counts out
-    assert sorted((r.reason for r in rejects.collect())) == sorted(
+    assert sorted(r.reason for r in rejects.collect()) == sorted(
         ["undecodable", "empty", "empty", "too_long", "bad_timestamp"])
 
     for topic, (path, lines) in shipped.items():

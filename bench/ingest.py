@@ -1,0 +1,94 @@
+"""Lines/s end to end: files -> logad ship -> broker -> Spark ingest -> Delta events.
+
+Measured beside the raw confluent-kafka consume rate of the same records in the same run (the
+ceiling of the Kafka side). Real HDFS lines from the bundled sample, repeated.
+
+    .venv/bin/python bench/ingest.py [--lines 400000] [--max-per-trigger 100000]
+
+Prints a table and one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from _common import ROOT, batch_rates, free_port, raw_consume
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lines", type=int, default=400_000)
+    ap.add_argument("--files", type=int, default=2, help="files (hosts) shipped in parallel topics")
+    ap.add_argument("--max-per-trigger", type=int, default=100_000)
+    args = ap.parse_args()
+
+    from logad.config import Broker, KafkaSource, Warehouse
+    from logad.ingest import EVENTS, run, start_ingest
+    from logad.io import broker
+    from logad.io.delta import table_summary
+    from logad.session import get_spark
+    from logad.ship import ShipConfig, Shipper
+
+    sample = gzip.decompress((ROOT / "data/samples/HDFS_first20000.log.gz").read_bytes()).splitlines()
+    work = Path(tempfile.mkdtemp(prefix="logad-bench-ingest-"))
+    cfg = Broker(port=free_port(), state_dir=str(work / "broker"))
+    broker.start(cfg)
+    try:
+        per_file = args.lines // args.files
+        topics = {}
+        ship_s = 0.0
+        for i in range(args.files):
+            path = work / f"host{i}" / "hdfs.log"
+            path.parent.mkdir()
+            with path.open("wb") as f:
+                for n in range(per_file):
+                    f.write(sample[n % len(sample)] + b"\n")
+            ship = ShipConfig((str(path),), cfg.bootstrap, host=f"host{i}",
+                              registry=str(work / f"r{i}.json"), progress_interval_s=3600)
+            t = time.perf_counter()
+            Shipper(ship).run(once=True)
+            ship_s += time.perf_counter() - t
+            topics[ship.topic] = 1
+        total = per_file * args.files
+        ceiling_s = raw_consume(cfg.bootstrap, topics, total)
+
+        spark = get_spark("logad-bench-ingest", master="local[2]")
+        spark.sparkContext.setLogLevel("ERROR")
+        warehouse = Warehouse(str(work / "wh"))
+        source = KafkaSource(cfg.bootstrap, subscribe_pattern=r"logs\..*", starting_offsets="earliest",
+                             max_offsets_per_trigger=args.max_per_trigger)
+        t = time.perf_counter()
+        query = start_ingest(spark, source, warehouse, trigger="0 seconds")
+        run(query, once=True)
+        ingest_s = time.perf_counter() - t
+        in_batches, warm, batches = batch_rates(query)
+        rows = table_summary(warehouse.table(EVENTS))["rows"]
+        assert rows == total, f"events has {rows} rows, shipped {total}"
+    finally:
+        broker.stop(cfg)
+        shutil.rmtree(work, ignore_errors=True)
+
+    result = {"bench": "ingest", "lines": total, "files": args.files, "cores": os.cpu_count(),
+              "ship_lps": round(total / ship_s), "ceiling_confluent_kafka_rps": round(total / ceiling_s),
+              "ingest_lps": round(total / ingest_s), "ingest_lps_in_batches": in_batches,
+              "ingest_lps_warm_batches": warm, "batches": len(batches),
+              "ratio_ingest_to_ceiling": round(ceiling_s / ingest_s, 3)}
+    print(f"lines                            {total:>10,}")
+    print(f"logad ship (files -> broker)     {result['ship_lps']:>10,} lines/s")
+    print(f"ceiling: confluent-kafka consume {result['ceiling_confluent_kafka_rps']:>10,} rec/s")
+    print(f"ingest -> raw_logs+events+rejects{result['ingest_lps']:>10,} lines/s "
+          f"({result['ratio_ingest_to_ceiling']:.2f}x ceiling, query start included)")
+    print(f"  inside micro-batches           {in_batches or 0:>10,} lines/s")
+    print(f"  warm batches (first excluded)  {warm or 0:>10,} lines/s")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
