@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -95,19 +96,22 @@ def write_stream_tables(df: DataFrame, outputs: Mapping[str, tuple[str, Callable
     def commit(batch: DataFrame, batch_id: int) -> None:
         if "id" not in app:
             app["id"] = f"logad-{ckpt.validate(checkpoint) or query_name}"
+        started = time.perf_counter()
         base = (prepare(batch) if prepare else batch).persist()
         try:
-            written = {}
+            rows = base.count()  # materialises the prepared batch once, for every table
+            timings = [f"{rows} in, prepared in {time.perf_counter() - started:.2f}s"]
             for name, (uri, transform) in outputs.items():
+                t = time.perf_counter()
                 out = transform(base)
                 if native:
                     (out.write.format("delta").option("txnAppId", app["id"])
                      .option("txnVersion", batch_id).mode("append").save(uri))
-                    written[name] = -1
+                    timings.append(f"{name} {time.perf_counter() - t:.2f}s")
                 else:
-                    written[name] = append_batch(out, uri, app["id"], batch_id)
-            log.info("%s batch %d: %s", query_name, batch_id,
-                     ", ".join(f"{n} +{c}" for n, c in written.items() if c >= 0) or "written")
+                    n = append_batch(out, uri, app["id"], batch_id)
+                    timings.append(f"{name} +{n} {time.perf_counter() - t:.2f}s")
+            log.info("%s batch %d: %s", query_name, batch_id, ", ".join(timings))
         finally:
             base.unpersist()
 
