@@ -45,3 +45,19 @@ def batch_rates(query) -> tuple[float | None, float | None, list]:  # type: igno
         return round(sum(p["numInputRows"] for p in ps) / secs) if secs else None
 
     return rate(batches), rate(batches[1:]), batches
+
+
+def run_query_once(app: str, start, source, warehouse):  # type: ignore[no-untyped-def]
+    """Start a logad streaming query on a local[2] session, run it until caught up.
+
+    Returns (seconds including query start, rows/s in batches, rows/s in warm batches, batches).
+    """
+    from logad.ingest import run
+    from logad.session import get_spark
+
+    spark = get_spark(app, master="local[2]")
+    spark.sparkContext.setLogLevel("ERROR")
+    started = time.perf_counter()
+    query = start(spark, source, warehouse, trigger="0 seconds")
+    run(query, once=True)
+    return (time.perf_counter() - started, *batch_rates(query))

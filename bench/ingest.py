@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, batch_rates, free_port, raw_consume
+from _common import ROOT, free_port, raw_consume, run_query_once
 
 
 def main() -> None:
@@ -30,10 +30,9 @@ def main() -> None:
     args = ap.parse_args()
 
     from logad.config import Broker, KafkaSource, Warehouse
-    from logad.ingest import EVENTS, run, start_ingest
+    from logad.ingest import EVENTS, start_ingest
     from logad.io import broker
     from logad.io.delta import table_summary
-    from logad.session import get_spark
     from logad.ship import ShipConfig, Shipper
 
     sample = gzip.decompress((ROOT / "data/samples/HDFS_first20000.log.gz").read_bytes()).splitlines()
@@ -59,16 +58,11 @@ def main() -> None:
         total = per_file * args.files
         ceiling_s = raw_consume(cfg.bootstrap, topics, total)
 
-        spark = get_spark("logad-bench-ingest", master="local[2]")
-        spark.sparkContext.setLogLevel("ERROR")
         warehouse = Warehouse(str(work / "wh"))
         source = KafkaSource(cfg.bootstrap, subscribe_pattern=r"logs\..*", starting_offsets="earliest",
                              max_offsets_per_trigger=args.max_per_trigger)
-        t = time.perf_counter()
-        query = start_ingest(spark, source, warehouse, trigger="0 seconds")
-        run(query, once=True)
-        ingest_s = time.perf_counter() - t
-        in_batches, warm, batches = batch_rates(query)
+        ingest_s, in_batches, warm, batches = run_query_once("logad-bench-ingest", start_ingest,
+                                                             source, warehouse)
         rows = table_summary(warehouse.table(EVENTS))["rows"]
         assert rows == total, f"events has {rows} rows, shipped {total}"
     finally:

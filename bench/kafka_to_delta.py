@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import batch_rates, free_port, raw_consume
+from _common import free_port, raw_consume, run_query_once
 
 
 def produce(bootstrap: str, topic: str, n: int, partitions: int) -> None:
@@ -52,10 +52,9 @@ def main() -> None:
     args = ap.parse_args()
 
     from logad.config import Broker, KafkaSource, Warehouse
-    from logad.ingest import run, start_raw_ingest
+    from logad.ingest import start_raw_ingest
     from logad.io import broker
     from logad.io.delta import table_summary
-    from logad.session import get_spark
 
     work = Path(tempfile.mkdtemp(prefix="logad-bench-"))
     cfg = Broker(port=free_port(), state_dir=str(work / "broker"))
@@ -67,16 +66,11 @@ def main() -> None:
         produce_s = time.perf_counter() - t
         ceiling_s = raw_consume(cfg.bootstrap, {topic: args.partitions}, args.records)
 
-        spark = get_spark("logad-bench", master="local[2]")
-        spark.sparkContext.setLogLevel("ERROR")
         warehouse = Warehouse(str(work / "wh"))
         source = KafkaSource(cfg.bootstrap, subscribe=topic, starting_offsets="earliest",
                              max_offsets_per_trigger=args.max_per_trigger)
-        t = time.perf_counter()
-        query = start_raw_ingest(spark, source, warehouse, trigger="0 seconds")
-        run(query, once=True)
-        embedded_s = time.perf_counter() - t
-        in_batches, warm, batches = batch_rates(query)
+        embedded_s, in_batches, warm, batches = run_query_once("logad-bench", start_raw_ingest,
+                                                               source, warehouse)
         if os.environ.get("BENCH_VERBOSE"):
             for p in batches:
                 print(p["batchId"], p["numInputRows"], p["durationMs"], file=sys.stderr)
