@@ -52,10 +52,11 @@ def produce(bootstrap: str, topic: str, records: Sequence[tuple[int, bytes]],
     from confluent_kafka import Producer
 
     from logad.io.broker import create_topics
+    from logad.produce import send
 
     create_topics(bootstrap, {topic: partitions})
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
                          "linger.ms": 5})
     for part, value in records:
-        producer.produce(topic, value=value, key=value, partition=part)
+        send(producer, topic, value, key=value, partition=part)
     assert producer.flush(30) == 0

@@ -102,21 +102,21 @@ def test_missing_topic_and_bad_starting_offsets(spark, broker):
 
 
 def test_corrupt_checkpoint_is_named_before_the_query_starts(spark, broker, tmp_path):
-    from logad.ingest import start_raw_ingest
+    from logad.ingest import start_ingest
 
     topic = new_topic()
     produce(broker.bootstrap, topic, [(0, b"a")])
     warehouse = Warehouse(str(tmp_path))
-    offsets = tmp_path / "checkpoints" / "raw_ingest" / "offsets"
+    offsets = tmp_path / "checkpoints" / "ingest" / "offsets"
     offsets.mkdir(parents=True)
     (offsets / "0").write_text("v1\n{not json\n")
     with pytest.raises(CheckpointError, match="offsets/0.*--checkpoint"):
-        start_raw_ingest(spark, KafkaSource(broker.bootstrap, subscribe=topic), warehouse)
+        start_ingest(spark, KafkaSource(broker.bootstrap, subscribe=topic), warehouse)
 
 
 def test_broker_data_loss_stops_the_query_with_a_clear_error(spark, tmp_path):
     """The in-memory broker restarts empty: offsets in the checkpoint are gone."""
-    from logad.ingest import run, start_raw_ingest
+    from logad.ingest import run, start_ingest
 
     cfg = Broker(port=free_port(), state_dir=str(tmp_path / "b"))
     warehouse = Warehouse(str(tmp_path / "w"))
@@ -124,12 +124,12 @@ def test_broker_data_loss_stops_the_query_with_a_clear_error(spark, tmp_path):
     try:
         produce(cfg.bootstrap, "logs.lossy", [(0, f"{i}".encode()) for i in range(50)])
         source = KafkaSource(cfg.bootstrap, subscribe="logs.lossy", starting_offsets="earliest")
-        run(start_raw_ingest(spark, source, warehouse, trigger="1 second"), once=True)
+        run(start_ingest(spark, source, warehouse, trigger="1 second"), once=True)
         broker_io.stop(cfg)
         broker_io.start(cfg)
         produce(cfg.bootstrap, "logs.lossy", [(0, b"new")])
         with pytest.raises(KafkaSourceError, match="failOnDataLoss=false"):
-            run(start_raw_ingest(spark, source, warehouse, trigger="1 second"), once=True)
+            run(start_ingest(spark, source, warehouse, trigger="1 second"), once=True)
     finally:
         broker_io.stop(cfg)
 

@@ -14,7 +14,6 @@ import logging
 from typing import TYPE_CHECKING
 
 from logad.config import KafkaSource, Warehouse
-from logad.io.delta import write_stream
 from logad.io.kafka import read_kafka
 from logad.parse.headers import Parser
 
@@ -25,24 +24,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RAW_LOGS, EVENTS, REJECTS = "raw_logs", "events", "rejects"
-
-
-def to_raw_logs(records: DataFrame) -> DataFrame:
-    """Kafka records to ``raw_logs`` rows (batch or stream alike).
-
-    ``host`` is the topic's last dot-separated part for per-host topics (``logs.<host>``, the
-    shipper's default) and ``line`` is the record value decoded as UTF-8.
-    """
-    from pyspark.sql import functions as F
-
-    return records.select(
-        "topic", "partition", "offset",
-        F.col("timestamp").alias("kafka_ts"),
-        F.col("key").cast("string").alias("key"),
-        F.element_at(F.split("topic", r"\."), -1).alias("host"),
-        F.col("value").cast("string").alias("line"),
-        F.current_timestamp().alias("ingested_at"),
-    )
 
 
 def raw_logs_from_parsed(parsed: DataFrame) -> DataFrame:
@@ -76,17 +57,6 @@ def start_ingest(spark: SparkSession, source: KafkaSource, warehouse: Warehouse,
                                 prepare=lambda df: parse_records(df, parser))
     log.info("query %s: %s -> %s", query_name, source.subscribe_pattern or source.subscribe,
              ", ".join(uri for uri, _ in outputs.values()))
-    return query
-
-
-def start_raw_ingest(spark: SparkSession, source: KafkaSource, warehouse: Warehouse,
-                     trigger: str = "5 seconds", query_name: str = "raw_ingest") -> StreamingQuery:
-    """Start the streaming query Kafka -> ``raw_logs``."""
-    raw = to_raw_logs(read_kafka(spark, source))
-    query = write_stream(raw, warehouse.table(RAW_LOGS), warehouse.checkpoint(query_name),
-                         query_name=query_name, trigger=trigger)
-    log.info("query %s: %s -> %s", query_name, source.subscribe_pattern or source.subscribe,
-             warehouse.table(RAW_LOGS))
     return query
 
 

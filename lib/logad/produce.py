@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from logad.errors import LogadError
 from logad.io.broker import create_topics
@@ -32,6 +33,16 @@ def producer_conf(bootstrap: str) -> dict[str, object]:
     """Idempotent, batched producer settings."""
     return {"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
             "linger.ms": 20, "batch.num.messages": 10_000, "compression.type": "lz4"}
+
+
+def send(producer: Any, topic: str, value: bytes, **kw: Any) -> None:
+    """``producer.produce``, waiting for deliveries to drain while the local queue is full."""
+    while True:
+        try:
+            producer.produce(topic, value=value, **kw)
+            return
+        except BufferError:
+            producer.poll(0.1)
 
 
 def produce_files(bootstrap: str, topic: str, files: Sequence[str | Path], partitions: int = 1,
@@ -58,12 +69,7 @@ def produce_files(bootstrap: str, topic: str, files: Sequence[str | Path], parti
     for path in files:
         key = Path(path).name.encode()
         for line in read_lines(path):
-            while True:
-                try:
-                    producer.produce(topic, value=line, key=key, on_delivery=on_delivery)
-                    break
-                except BufferError:  # local queue full: let deliveries drain
-                    producer.poll(0.1)
+            send(producer, topic, line, key=key, on_delivery=on_delivery)
             sent += 1
             if limit is not None and sent >= limit:
                 break

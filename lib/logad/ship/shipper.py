@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from logad.errors import ConfigError, LogadError
+from logad.produce import send
 from logad.ship.registry import FileState, Registry
 
 log = logging.getLogger(__name__)
@@ -213,13 +214,7 @@ class Shipper:
         key = self._key_cache.get(f.state.path)
         if key is None:
             key = self._key_cache[f.state.path] = f"{self.cfg.host}|{f.state.path}".encode()
-        while True:
-            try:
-                self._producer.produce(self.cfg.topic, value=record, key=key,
-                                       on_delivery=self._delivered)
-                break
-            except BufferError:
-                self._producer.poll(0.1)
+        send(self._producer, self.cfg.topic, record, key=key, on_delivery=self._delivered)
         self.stats.sent += 1
 
     def _delivered(self, err: Any, _msg: Any) -> None:
