@@ -1,4 +1,6 @@
-"""Stream Kafka records into the ``raw_logs`` Delta table.
+"""Stream Kafka records into the ``raw_logs``, ``events`` and ``rejects`` Delta tables.
+
+Stops between micro-batches on SIGTERM or Ctrl-C (see ``logad.ingest.run``).
 
     ./submit.sh --master yarn ingest -- --bootstrap broker1:9092 --warehouse hdfs:///logad
 

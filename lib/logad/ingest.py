@@ -60,28 +60,68 @@ def start_ingest(spark: SparkSession, source: KafkaSource, warehouse: Warehouse,
     return query
 
 
-def run(query: StreamingQuery, once: bool, timeout_s: int | None = None) -> None:
-    """Drive a started query: ``once`` processes what is there now, then stops; otherwise it
-    runs until stopped (Ctrl-C stops it between batches) or fails."""
-    from logad.errors import explain
+def run(query: StreamingQuery, once: bool, timeout_s: int | None = None,
+        stop_timeout_s: float = 300.0) -> None:
+    """Drive a started query until it is done, stopped or failed.
 
+    ``once`` processes what is there now, then stops; otherwise it runs until ``timeout_s`` or a
+    stop. SIGTERM (what YARN, Kubernetes and ``kill`` send) and Ctrl-C stop it between micro-batches:
+    the batch in flight commits first (up to ``stop_timeout_s``), so a restart has nothing to
+    replay. A second Ctrl-C stops at once (still safe: writes are idempotent and Spark replays an
+    interrupted batch).
+    """
+    import signal
+    import threading
+
+    from logad.errors import explain
+    from logad.io.delta import STOP_MARK, stop_between_batches
+
+    finished = threading.Event()
+    requested: list[str] = []
+    failure: list[BaseException] = []
+
+    def drive() -> None:
+        try:
+            if once:
+                query.processAllAvailable()
+            else:
+                query.awaitTermination(timeout_s)
+        except BaseException as e:  # reported by the main thread
+            failure.append(e)
+        finally:
+            finished.set()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        requested.append(signal.Signals(signum).name)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C: at once
+        finished.set()
+
+    in_main = threading.current_thread() is threading.main_thread()
+    saved = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
     try:
-        if once:
-            query.processAllAvailable()
-            query.stop()
-        else:
-            query.awaitTermination(timeout_s)
+        threading.Thread(target=drive, name=f"logad-{query.name}", daemon=True).start()
+        while not finished.wait(0.5):
+            pass
+        if requested:
+            log.info("%s: %s received, stopping after the batch in flight", query.name, requested[0])
+        if query.isActive:
+            stop_between_batches(query, stop_timeout_s)
+        if requested:
+            log.info("%s: stopped between batches", query.name)
     except KeyboardInterrupt:
-        # stop() interrupts a micro-batch in flight; its writes are idempotent and Spark replays
-        # it on restart, so nothing is lost or doubled.
-        log.info("stopping %s", query.name)
+        log.info("%s: stopping now", query.name)
         query.stop()
-    except Exception as e:
-        clear = explain(e)
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+    # After a requested stop, the driving thread's error is the stop itself.
+    errors: list[BaseException] = [] if requested else list(failure)
+    if query.exception() is not None:
+        errors.append(query.exception())  # type: ignore[arg-type]
+    for error in errors:
+        if STOP_MARK in str(error):
+            continue  # a batch refused after the stop: nothing written, replayed on restart
+        clear = explain(error)  # type: ignore[arg-type]
         if clear is not None:
             raise clear from None
-        raise
-    failure = query.exception()
-    if failure is not None:
-        clear = explain(failure)
-        raise clear if clear is not None else RuntimeError(str(failure))
+        raise error if isinstance(error, Exception) else RuntimeError(str(error))

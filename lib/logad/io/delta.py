@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from logad.errors import DeltaError
@@ -28,6 +30,63 @@ if TYPE_CHECKING:
     from pyspark.sql.streaming import StreamingQuery
 
 log = logging.getLogger(__name__)
+
+STOP_MARK = "logad: stop requested"
+
+
+class BatchGate:
+    """Lets a foreachBatch query stop between micro-batches, never inside one.
+
+    Each batch runs holding the gate; :meth:`close` waits for the batch in flight to finish its
+    commits, then refuses new ones (a refused batch writes nothing and is replayed on restart).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._closed = False
+        self.last_done: int | None = None
+
+    @contextmanager
+    def batch(self, batch_id: int) -> Iterator[None]:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"{STOP_MARK}: batch {batch_id} not started")
+            yield
+            self.last_done = batch_id
+
+    def close(self, timeout_s: float | None = None) -> bool:
+        """Close; True once no batch is in flight (False if one was still running at timeout)."""
+        self._closed = True
+        if not self._lock.acquire(timeout=-1 if timeout_s is None else timeout_s):
+            return False
+        self._lock.release()
+        return True
+
+
+_GATES: dict[str, BatchGate] = {}
+
+
+def stop_between_batches(query: StreamingQuery, timeout_s: float | None = None) -> None:
+    """Stop ``query`` after its micro-batch in flight has committed, not in the middle of it.
+
+    For the queries :func:`write_stream_tables` and the embedded :func:`write_stream` start;
+    ``timeout_s`` bounds the wait, after which the query is stopped anyway (still safe: the
+    writes are idempotent and Spark replays the interrupted batch on restart).
+    """
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    gate = _GATES.pop(str(query.id), None)
+    if gate is not None and not gate.close(timeout_s):
+        log.warning("%s: a batch still ran after %ss; stopping inside it (it is replayed on restart)",
+                    query.name, timeout_s)
+    elif gate is not None and gate.last_done is not None:
+        # Spark writes the batch to the checkpoint's commit log after foreachBatch returns and
+        # only then reports progress; stop once it has, so no finished batch is replayed.
+        while query.isActive and (deadline is None or time.monotonic() < deadline):
+            progress = query.lastProgress
+            if progress is not None and progress["batchId"] >= gate.last_done:
+                break
+            time.sleep(0.05)
+    query.stop()
 
 
 def write_stream(df: DataFrame, table_uri: str, checkpoint: str, *, query_name: str,
@@ -60,12 +119,17 @@ def write_stream(df: DataFrame, table_uri: str, checkpoint: str, *, query_name: 
     ensure_table(table_uri, arrow_schema(df), partition_by)
     app: dict[str, str] = {}
 
-    def commit(batch: DataFrame, batch_id: int) -> None:
-        if "id" not in app:  # the query id is stable across restarts of this checkpoint
-            app["id"] = f"logad-{ckpt.validate(checkpoint) or query_name}"
-        append_batch(batch, table_uri, app["id"], batch_id, partition_by)
+    gate = BatchGate()
 
-    return writer.foreachBatch(commit).start()
+    def commit(batch: DataFrame, batch_id: int) -> None:
+        with gate.batch(batch_id):
+            if "id" not in app:  # the query id is stable across restarts of this checkpoint
+                app["id"] = f"logad-{ckpt.validate(checkpoint) or query_name}"
+            append_batch(batch, table_uri, app["id"], batch_id, partition_by)
+
+    query = writer.foreachBatch(commit).start()
+    _GATES[str(query.id)] = gate
+    return query
 
 
 def write_stream_tables(df: DataFrame, outputs: Mapping[str, tuple[str, Callable[..., DataFrame]]],
@@ -93,7 +157,13 @@ def write_stream_tables(df: DataFrame, outputs: Mapping[str, tuple[str, Callable
             ensure_table(uri, arrow_schema(transform(prepared)))
     app: dict[str, str] = {}
 
+    gate = BatchGate()
+
     def commit(batch: DataFrame, batch_id: int) -> None:
+        with gate.batch(batch_id):
+            write_batch(batch, batch_id)
+
+    def write_batch(batch: DataFrame, batch_id: int) -> None:
         if "id" not in app:
             app["id"] = f"logad-{ckpt.validate(checkpoint) or query_name}"
         started = time.perf_counter()
@@ -115,8 +185,10 @@ def write_stream_tables(df: DataFrame, outputs: Mapping[str, tuple[str, Callable
         finally:
             base.unpersist()
 
-    return (df.writeStream.queryName(query_name).option("checkpointLocation", checkpoint)
-            .trigger(processingTime=trigger).foreachBatch(commit).start())
+    query = (df.writeStream.queryName(query_name).option("checkpointLocation", checkpoint)
+             .trigger(processingTime=trigger).foreachBatch(commit).start())
+    _GATES[str(query.id)] = gate
+    return query
 
 
 def read_table(spark: SparkSession, table_uri: str, version: int | None = None) -> DataFrame:

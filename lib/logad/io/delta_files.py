@@ -245,6 +245,12 @@ def append_batch(df: DataFrame, table_uri: str, app_id: str, batch_id: int,
     actions: list[AddAction | RemoveAction] = [AddAction(r.path, r.size, json.loads(r.partition_values), now, True, r.stats)
                for r in rows]
     written = sum(json.loads(r.stats)["numRecords"] for r in rows)
+    if not actions:
+        # Nothing to add: no commit (a stream with few rejects would otherwise leave an empty
+        # version per trigger). A replay of this batch is empty again, so there is nothing to
+        # guard against doubling.
+        log.debug("batch %d: no rows for %s, no commit", batch_id, table_uri)
+        return 0
     try:
         table = DeltaTable(table_uri)
         table.create_write_transaction(

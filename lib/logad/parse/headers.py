@@ -199,13 +199,16 @@ def parse_records(records: DataFrame, parser: Parser | None = None) -> DataFrame
     g = {n: F.col(f"_g_{n}") for n in names}
     df = df.select("*", *[_field(fmt, F.col("_groups"), n).alias(f"_g_{n}") for n in names])
     level = F.upper(g["level"])
+    no_field = F.create_map().cast("map<string,string>")
     df = (df.withColumn("ts", _timestamp(fmt, g, F.col("kafka_ts")))
           .withColumn("level", F.when(level == "WARNING", F.lit("WARN")).otherwise(level))
           .withColumn("component", g["component"])
           .withColumn("content", F.coalesce(g["content"], F.lit("")))
-          .withColumn("fields", F.map_filter(
-              F.create_map(*[x for n in EXTRA_FIELDS for x in (F.lit(n), g[n])]),
-              lambda _k, v: v.isNotNull())))
+          # map_concat of one-entry maps, not map_filter: a lambda is interpreted, and it keeps
+          # the whole projection out of generated code.
+          .withColumn("fields", F.map_concat(*[
+              F.when(g[n].isNotNull(), F.create_map(F.lit(n), g[n])).otherwise(no_field)
+              for n in EXTRA_FIELDS])))
     reason = (F.when(F.col("_bad_utf8"), F.lit("undecodable"))
               .when(F.octet_length(value) > parser.max_line_bytes, F.lit("too_long"))
               .when(value.isNull() | ~line.rlike(r"\S"), F.lit("empty"))
