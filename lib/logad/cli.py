@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -116,6 +117,35 @@ def cmd_ingest(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_templates_evaluate(a: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from logad.errors import ConfigError
+    from logad.templates.evaluate import SYSTEMS, averages, evaluate
+
+    root = Path(a.data)
+    if not root.is_dir():
+        raise ConfigError(f"LogHub 2k data not found at {root}: pass --data DIR (a folder with "
+                          "<System>/loghub2.0_corrected/ as in logpai/loghub-2.0's 2k_dataset)")
+    systems = a.systems.split(",") if a.systems else SYSTEMS
+    results = evaluate(root, a.parsers.split(","), systems, progress=log.info)
+    metrics = ("ga", "pa", "fga", "fta")
+    head = f"{'system':12s}" + "".join(f" {p + ' ' + m.upper():>15s}" for p in results for m in ("ga", "pa"))
+    print(head)
+    for system in systems:
+        print(f"{system:12s}" + "".join(f" {results[p][system].ga:15.3f} {results[p][system].pa:15.3f}"
+                                        for p in results))
+    avg = {p: averages(r) for p, r in results.items()}
+    print(f"{'average':12s}" + "".join(f" {avg[p]['ga']:15.3f} {avg[p]['pa']:15.3f}" for p in results))
+    for p in results:
+        print(f"{p:9s} average " + "  ".join(f"{m.upper()} {avg[p][m]:.3f}" for m in metrics))
+    print(json.dumps({"bench": "templates_evaluate", "systems": list(systems), "average": avg,
+                      "per_system": {p: {s: {m: round(getattr(v, m), 4) for m in metrics}
+                                         for s, v in r.items()} for p, r in results.items()}}))
+    return 0
+
+
 def cmd_demo(a: argparse.Namespace) -> int:
     from logad.demo import run_demo
 
@@ -179,6 +209,14 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--master", default=None, help="Spark master for a local session")
     i.add_argument("--engine", choices=["auto", "native", "embedded"], default=None)
     i.set_defaults(func=cmd_ingest)
+
+    t = sub.add_parser("templates", help="log template parsers").add_subparsers(dest="action", required=True)
+    e = t.add_parser("evaluate", help="GA, PA, FGA, FTA on the LogHub 2k benchmark, ours vs drain3")
+    e.add_argument("--data", default=os.environ.get("LOGAD_LOGHUB_2K", "../shared/data/loghub_2k"),
+                   help="the 2k benchmark folder (default $LOGAD_LOGHUB_2K or ../shared/data/loghub_2k)")
+    e.add_argument("--parsers", default="drain3,drain,swisslog")
+    e.add_argument("--systems", default=None, help="comma-separated (default: all 16)")
+    e.set_defaults(func=cmd_templates_evaluate)
 
     d = sub.add_parser("demo", help="run the pipeline end to end on bundled real logs")
     d.add_argument("--workdir", default=".logad/demo", help="broker state, tables, checkpoints")
