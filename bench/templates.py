@@ -46,16 +46,12 @@ def main() -> None:
     ap.add_argument("--lines", type=int, default=200_000)
     args = ap.parse_args()
 
-    from drain3 import TemplateMiner  # type: ignore[import-untyped]
-    from drain3.template_miner_config import TemplateMinerConfig  # type: ignore[import-untyped]
-
     from logad.templates import make_miner
+    from logad.templates.evaluate import drain3_miner
     from logad.templates.masking import DEFAULT_RULES, mask
 
     lines = contents(args.lines)
-    config = TemplateMinerConfig()
-    config.profiling_enabled = False
-    d3 = TemplateMiner(config=config)
+    d3 = drain3_miner()
     ours = {name: make_miner(name) for name in ("drain", "swisslog")}
 
     result: dict[str, object] = {"bench": "templates", "lines": len(lines), "cores": 1}

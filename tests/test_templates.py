@@ -39,8 +39,6 @@ def parse_all(parser: str, system: str, lines: list[str]) -> list[str]:
     for m in masked:
         t = miner.match(m)
         assert t is not None
-        while t in miner.generalized:
-            t = miner.generalized[t]
         out.append(t)
     return out
 

@@ -27,7 +27,7 @@ from logad.session import engines
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-    from pyspark.sql.streaming import StreamingQuery
+    from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,25 @@ def stop_between_batches(query: StreamingQuery, timeout_s: float | None = None) 
     query.stop()
 
 
+def _start_gated(writer: DataStreamWriter, checkpoint: str, query_name: str,
+                 write: Callable[[DataFrame, int, str], object]) -> StreamingQuery:
+    """Start ``writer`` with ``write(batch, batch_id, app_id)`` as its foreachBatch, inside a
+    :class:`BatchGate` that :func:`stop_between_batches` can close. ``app_id`` is
+    ``logad-<query id>``, stable across restarts of the checkpoint: the key of idempotent commits."""
+    gate = BatchGate()
+    app: dict[str, str] = {}
+
+    def commit(batch: DataFrame, batch_id: int) -> None:
+        with gate.batch(batch_id):
+            if "id" not in app:
+                app["id"] = f"logad-{ckpt.validate(checkpoint) or query_name}"
+            write(batch, batch_id, app["id"])
+
+    query = writer.foreachBatch(commit).start()
+    _GATES[str(query.id)] = gate
+    return query
+
+
 def write_stream(df: DataFrame, table_uri: str, checkpoint: str, *, query_name: str,
                  trigger: str = "10 seconds", partition_by: tuple[str, ...] = ()) -> StreamingQuery:
     """Start a streaming query that appends ``df`` to the Delta table at ``table_uri``.
@@ -117,19 +136,9 @@ def write_stream(df: DataFrame, table_uri: str, checkpoint: str, *, query_name: 
             writer = writer.partitionBy(*partition_by)
         return writer.format("delta").outputMode("append").start(table_uri)
     ensure_table(table_uri, arrow_schema(df), partition_by)
-    app: dict[str, str] = {}
-
-    gate = BatchGate()
-
-    def commit(batch: DataFrame, batch_id: int) -> None:
-        with gate.batch(batch_id):
-            if "id" not in app:  # the query id is stable across restarts of this checkpoint
-                app["id"] = f"logad-{ckpt.validate(checkpoint) or query_name}"
-            append_batch(batch, table_uri, app["id"], batch_id, partition_by)
-
-    query = writer.foreachBatch(commit).start()
-    _GATES[str(query.id)] = gate
-    return query
+    return _start_gated(writer, checkpoint, query_name,
+                        lambda batch, batch_id, app_id: append_batch(batch, table_uri, app_id, batch_id,
+                                                                      partition_by))
 
 
 def write_stream_tables(df: DataFrame, outputs: Mapping[str, tuple[str, Callable[..., DataFrame]]],
@@ -155,17 +164,8 @@ def write_stream_tables(df: DataFrame, outputs: Mapping[str, tuple[str, Callable
     if not native:
         for uri, transform in outputs.values():
             ensure_table(uri, arrow_schema(transform(prepared)))
-    app: dict[str, str] = {}
 
-    gate = BatchGate()
-
-    def commit(batch: DataFrame, batch_id: int) -> None:
-        with gate.batch(batch_id):
-            write_batch(batch, batch_id)
-
-    def write_batch(batch: DataFrame, batch_id: int) -> None:
-        if "id" not in app:
-            app["id"] = f"logad-{ckpt.validate(checkpoint) or query_name}"
+    def write_batch(batch: DataFrame, batch_id: int, app_id: str) -> None:
         started = time.perf_counter()
         base = (prepare(batch) if prepare else batch).persist()
         try:
@@ -175,20 +175,19 @@ def write_stream_tables(df: DataFrame, outputs: Mapping[str, tuple[str, Callable
                 t = time.perf_counter()
                 out = transform(base)
                 if native:
-                    (out.write.format("delta").option("txnAppId", app["id"])
+                    (out.write.format("delta").option("txnAppId", app_id)
                      .option("txnVersion", batch_id).mode("append").save(uri))
                     timings.append(f"{name} {time.perf_counter() - t:.2f}s")
                 else:
-                    n = append_batch(out, uri, app["id"], batch_id)
+                    n = append_batch(out, uri, app_id, batch_id)
                     timings.append(f"{name} +{n} {time.perf_counter() - t:.2f}s")
             log.info("%s batch %d: %s", query_name, batch_id, ", ".join(timings))
         finally:
             base.unpersist()
 
-    query = (df.writeStream.queryName(query_name).option("checkpointLocation", checkpoint)
-             .trigger(processingTime=trigger).foreachBatch(commit).start())
-    _GATES[str(query.id)] = gate
-    return query
+    writer = (df.writeStream.queryName(query_name).option("checkpointLocation", checkpoint)
+              .trigger(processingTime=trigger))
+    return _start_gated(writer, checkpoint, query_name, write_batch)
 
 
 def read_table(spark: SparkSession, table_uri: str, version: int | None = None) -> DataFrame:

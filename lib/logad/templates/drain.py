@@ -72,15 +72,14 @@ class Drain:
         for tok in toks[: self.depth - 2]:
             key = WILDCARD if any(c.isdigit() for c in tok) else tok
             nxt = node.children.get(key)
-            if nxt is None:
+            if nxt is None and create and len(node.children) < self.max_children:
+                nxt = node.children[key] = _Node()
+            if nxt is None:  # unknown token, or the node is full: the shared <*> child
                 nxt = node.children.get(WILDCARD)
-                if nxt is None or (create and key != WILDCARD and len(node.children) < self.max_children):
+                if nxt is None:
                     if not create:
                         return None
-                    if len(node.children) < self.max_children or key == WILDCARD:
-                        nxt = node.children.setdefault(key, _Node())
-                    else:
-                        nxt = node.children.setdefault(WILDCARD, _Node())
+                    nxt = node.children[WILDCARD] = _Node()
             node = nxt
         return node
 

@@ -25,6 +25,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from logad.errors import ConfigError
 from logad.templates.masking import mask, rules_for
@@ -94,25 +95,27 @@ def run_ours(parser: str, system: str, contents: Iterable[str]) -> list[str]:
     for line in masked:
         miner.add(line)
     # Final templates: a line's template is its cluster's text at the end (later lines may have
-    # generalized it), as every batch evaluation reports.
-    resolve = miner.generalized
+    # generalized it), as every batch evaluation reports; match returns the current text.
     out = []
     for line in masked:
         text = miner.match(line)
         assert text is not None, line
-        while text in resolve:
-            text = resolve[text]
         out.append(text)
     return out
 
 
-def run_drain3(_system: str, contents: Iterable[str]) -> list[str]:
+def drain3_miner() -> Any:
+    """drain3 with its default configuration (profiling off)."""
     from drain3 import TemplateMiner  # type: ignore[import-untyped]
     from drain3.template_miner_config import TemplateMinerConfig  # type: ignore[import-untyped]
 
     config = TemplateMinerConfig()
     config.profiling_enabled = False
-    miner = TemplateMiner(config=config)
+    return TemplateMiner(config=config)
+
+
+def run_drain3(_system: str, contents: Iterable[str]) -> list[str]:
+    miner = drain3_miner()
     ids = [miner.add_log_message(c)["cluster_id"] for c in contents]
     final = {c.cluster_id: c.get_template() for c in miner.drain.clusters}
     return [final[i] for i in ids]

@@ -75,8 +75,7 @@ def lcs_merge(template: list[str], toks: list[str]) -> list[str]:
         else:
             j += 1
     out.extend(WILDCARD for _ in range(i, n))
-    return [t for k, t in enumerate(out) if not (t == WILDCARD and k and out[k - 1] == WILDCARD)] \
-        if len(out) != n else out
+    return out  # one token per template position: positions stay aligned
 
 
 def _bigrams(tok: str) -> frozenset[str]:
@@ -184,9 +183,6 @@ class SwissLog:
         group = self._groups.get(self._key(toks, masked))
         if group is None:
             return None
-        if len(group.toks) == len(toks) and all(t == WILDCARD or t == s
-                                                 for t, s in zip(group.toks, toks, strict=True)):
-            return self._resolve(join(group.toks))
         return self._resolve(join(group.toks))  # same words, same length: the group's template
 
     def templates(self) -> list[Template]:
