@@ -47,6 +47,11 @@ def parse_only(sample: list[bytes], n: int) -> float:
 
 
 def main() -> None:
+    import logging
+
+    # the query's own per-batch line: rows, prepare, template stage and each table's write time
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("logad.io.delta").setLevel(logging.INFO)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=400_000)
     ap.add_argument("--files", type=int, default=2, help="files (hosts) shipped in parallel topics")

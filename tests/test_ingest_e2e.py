@@ -71,6 +71,17 @@ def test_shipped_real_lines_arrive_parsed_and_garbage_is_rejected(spark, broker,
     assert sorted(r.reason for r in rejects.collect()) == sorted(
         ["undecodable", "empty", "empty", "too_long", "bad_timestamp"])
 
+    # every parsed line has a template id the templates table knows; the counts add up
+    from logad.templates.stream import TEMPLATES
+
+    templates = {r.template_id: r for r in read_table(spark, warehouse.table(TEMPLATES)).collect()}
+    assert events.where("template_id IS NULL").count() == 0
+    assert {r.template_id for r in events.select("template_id").distinct().collect()} <= set(templates)
+    assert sum(r["count"] for r in templates.values()) == events.count()
+    receiving = {r.template_id for r in events.where("content LIKE 'Receiving block %'")
+                 .select("template_id").distinct().collect()}
+    assert [templates[t].text for t in receiving] == ["Receiving block <*> src: <*>:<*> dest: <*>:<*>"]
+
     for topic, (path, lines) in shipped.items():
         host = topic.rsplit(".", 1)[1]
         expect = hosts[host][1]
@@ -124,8 +135,15 @@ def test_sigterm_stops_between_batches_and_the_restart_replays_nothing(spark, br
     assert last >= 2
     for table in (RAW_LOGS, EVENTS):  # no table is ahead of (or behind) the checkpoint
         assert committed_version(str(wh / "tables" / table), app_id) == last, table
+    from deltalake import DeltaTable
+
+    snapshot = DeltaTable(str(wh / "tables" / "templates")).to_pyarrow_table().to_pylist()
+    assert {(r["app_id"], r["batch_id"]) for r in snapshot} == {(app_id, last)}
 
     subprocess.run([*cmd[:-4], "--once"], check=True, capture_output=True, timeout=300)
     events = read_table(spark, str(wh / "tables" / EVENTS))
     assert events.count() == len(lines)
     assert events.select("offset").distinct().count() == len(lines)
+    snapshot = DeltaTable(str(wh / "tables" / "templates")).to_pyarrow_table().to_pylist()
+    assert sum(r["count"] for r in snapshot) == len(lines), "no batch counted twice"
+    assert events.where("template_id IS NULL").count() == 0

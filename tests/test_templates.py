@@ -106,9 +106,15 @@ def test_adversarial_lines_neither_crash_nor_explode_the_template_count(parser):
     lines = ["", "   ", "x" * 1_000_000, "\u2603 \U0001F600 \u0000 \uffff", "<*> <*>"]
     lines += [" ".join(str(rng.randrange(10**12)) for _ in range(rng.randrange(1, 4))) for _ in range(1000)]
     lines += [f"user {rng.randrange(10**6)} logged in from {rng.randrange(256)}.1.2.3" for _ in range(1000)]
+    lines += [f"v{i}" for i in range(3000)]  # one token, a variable no rule masks
     for line in lines:
         assert isinstance(miner.add(mask(line, DEFAULT_RULES)), str)
     assert len(miner.templates()) <= 12
+    # random words no rule or digit can tell apart: bounded by the per-leaf / per-length cap
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    for _ in range(3000):
+        miner.add(mask("".join(rng.choice(letters) for _ in range(8)), DEFAULT_RULES))
+    assert len(miner.templates()) <= 12 + 100
 
 
 def test_a_generalized_template_keeps_its_old_id_resolvable():

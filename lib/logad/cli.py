@@ -95,6 +95,7 @@ def cmd_ingest(a: argparse.Namespace) -> int:
     from logad.io.delta import table_summary
     from logad.parse.headers import Parser
     from logad.session import get_spark
+    from logad.templates.stream import TEMPLATES
 
     formats = {}
     for item in a.format:
@@ -110,10 +111,35 @@ def cmd_ingest(a: argparse.Namespace) -> int:
                          starting_offsets=a.starting_offsets,
                          max_offsets_per_trigger=a.max_offsets_per_trigger)
     warehouse = Warehouse(a.warehouse)
-    query = start_ingest(spark, source, warehouse, parser=parser, trigger=a.trigger)
+    query = start_ingest(spark, source, warehouse, parser=parser, trigger=a.trigger,
+                         template_parser=a.templates)
     run(query, once=a.once)
-    for name in (RAW_LOGS, EVENTS, REJECTS):
+    for name in (RAW_LOGS, EVENTS, REJECTS, TEMPLATES):
         print(table_summary(warehouse.table(name)))
+    return 0
+
+
+def cmd_templates_show(a: argparse.Namespace) -> int:
+    from logad.config import Warehouse
+    from logad.errors import DeltaError
+    from logad.io.delta_files import is_remote
+    from logad.templates.stream import TEMPLATES
+
+    uri = Warehouse(a.warehouse).table(TEMPLATES)
+    from deltalake import DeltaTable
+
+    if is_remote(uri) or not DeltaTable.is_deltatable(uri):
+        raise DeltaError(f"no templates table at {uri}: run 'logad ingest' first (or check --warehouse)")
+    rows = DeltaTable(uri).to_pyarrow_table().to_pylist()
+    current = sorted((r for r in rows if a.all or not r["merged_into"]), key=lambda r: -r["count"])
+    print(f"{len([r for r in rows if not r['merged_into']])} templates in use, "
+          f"{len([r for r in rows if r['merged_into']])} merged into others ({rows[0]['parser'] if rows else '-'}); "
+          f"{sum(r['count'] for r in rows):,} events")
+    print(f"{'template_id':<17} {'count':>9}  {'first seen':<20} text")
+    for r in current[: a.top]:
+        first = r["first_seen"].strftime("%Y-%m-%d %H:%M:%S") if r["first_seen"] else "-"
+        merged = f"  -> {r['merged_into']}" if r["merged_into"] else ""
+        print(f"{r['template_id']:<17} {r['count']:>9,}  {first:<20} {r['text'][:a.width]}{merged}")
     return 0
 
 
@@ -206,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--no-fallback", action="store_true",
                    help="reject lines no format matches instead of keeping them as generic")
     i.add_argument("--max-line-bytes", type=int, default=64 * 1024, help="longer records are rejected")
+    i.add_argument("--templates", choices=["drain", "swisslog"], default="drain",
+                   help="template parser for events.template_id (a warehouse keeps the one it began with)")
     i.add_argument("--master", default=None, help="Spark master for a local session")
     i.add_argument("--engine", choices=["auto", "native", "embedded"], default=None)
     i.set_defaults(func=cmd_ingest)
@@ -217,6 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--parsers", default="drain3,drain,swisslog")
     e.add_argument("--systems", default=None, help="comma-separated (default: all 16)")
     e.set_defaults(func=cmd_templates_evaluate)
+    w = t.add_parser("show", help="the templates table of a warehouse, most frequent first")
+    w.add_argument("--warehouse", default=".logad/warehouse", help="root of tables and checkpoints")
+    w.add_argument("--top", type=int, default=30, help="how many to print")
+    w.add_argument("--width", type=int, default=100, help="characters of template text to print")
+    w.add_argument("--all", action="store_true", help="include templates merged into others")
+    w.set_defaults(func=cmd_templates_show)
 
     d = sub.add_parser("demo", help="run the pipeline end to end on bundled real logs")
     d.add_argument("--workdir", default=".logad/demo", help="broker state, tables, checkpoints")

@@ -2,9 +2,10 @@
 
 Today: a fresh local broker, the bundled HDFS, Spark, BGL, Thunderbird and Hadoop samples shipped
 from files into one topic per host by ``logad ship``, a Structured Streaming query into the
-``raw_logs``, ``events`` and ``rejects`` Delta tables, and a check that every line shipped is in
-``raw_logs`` exactly once and in exactly one of ``events`` and ``rejects``. Later stages
-(templates, sessions, training, scoring) join as they land.
+``raw_logs``, ``events`` and ``rejects`` Delta tables with a template id on every event (and the
+``templates`` table), and a check that every line shipped is in ``raw_logs`` exactly once, in
+exactly one of ``events`` and ``rejects``, and that no event lacks a template. Later stages
+(sessions, training, scoring) join as they land.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def run_demo(workdir: str = ".logad/demo", port: int = 19092) -> dict[str, int]:
     from logad.io.delta import read_table, table_summary
     from logad.session import engines, get_spark
     from logad.ship import ShipConfig, Shipper
+    from logad.templates.stream import TEMPLATES
 
     started = time.monotonic()
     work = Path(workdir).absolute()
@@ -73,7 +75,8 @@ def run_demo(workdir: str = ".logad/demo", port: int = 19092) -> dict[str, int]:
                               registry=str(work / "ship" / f"{host}.json"), progress_interval_s=60)
             shipped[f"logs.{host}"] = Shipper(ship).run(once=True).sent
         log.info("      shipped %s", shipped)
-        log.info("[3/4] streaming Kafka -> Delta raw_logs, events, rejects with Spark (local[2])")
+        log.info("[3/4] streaming Kafka -> Delta raw_logs, events (with template ids), rejects, "
+                 "templates with Spark (local[2])")
         spark = get_spark("logad-demo", master="local[2]")
         spark.sparkContext.setLogLevel("ERROR")  # the demo narrates; Spark's WARNs are noise here
         warehouse = Warehouse(str(work / "warehouse"))
@@ -104,9 +107,17 @@ def run_demo(workdir: str = ".logad/demo", port: int = 19092) -> dict[str, int]:
         ev.where("system = 'spark'").orderBy("offset").select(
             "host", "ts", "level", "component", "content").show(3, truncate=60)
         rej.groupBy("topic", "reason").count().orderBy("topic").show(truncate=False)
+        templates = read_table(spark, warehouse.table(TEMPLATES))
+        current = templates.where("merged_into IS NULL")
+        print(f"  {current.count()} templates in use ({templates.count() - current.count()} generalized "
+              "into others); the most frequent:")
+        current.orderBy(F.desc("count")).select("template_id", "count", "text").show(8, truncate=70)
+        untemplated = ev.where("template_id IS NULL").count()
         print(f"done in {time.monotonic() - started:.0f}s")
         distinct = raw.select("topic", "partition", "offset").distinct().count()
         whole = all(raw_n.get(t) == n == ev_n.get(t, 0) + rej_n.get(t, 0) for t, n in shipped.items())
+        if untemplated:
+            raise LogadError(f"{untemplated} events have no template id")
         if not whole or distinct != sum(shipped.values()):
             raise LogadError(f"tables do not hold every shipped line exactly once: shipped "
                              f"{shipped}, raw_logs {raw_n}, events {ev_n}, rejects {rej_n}")

@@ -1,11 +1,13 @@
 """Ingest: Kafka records to the ``raw_logs``, ``events`` and ``rejects`` Delta tables, exactly once.
 
 One streaming query reads the host topics, parses every record once
-(:func:`logad.parse.headers.parse_records`) and writes three tables from the same micro-batch:
-``raw_logs`` (every record, decoded), ``events`` (records whose header parsed) and ``rejects``
-(the rest, with the reason and the raw bytes). Every record lands in exactly one of ``events``
-and ``rejects``. Rows keep their Kafka coordinates (topic, partition, offset), so every later
-stage can lead back to the raw line.
+(:func:`logad.parse.headers.parse_records`), gives every parsed line its ``template_id``
+(:class:`logad.templates.stream.TemplateStage`, which also keeps the ``templates`` and
+``template_lookup`` tables) and writes three tables from the same micro-batch: ``raw_logs``
+(every record, decoded), ``events`` (records whose header parsed) and ``rejects`` (the rest,
+with the reason and the raw bytes). Every record lands in exactly one of ``events`` and
+``rejects``. Rows keep their Kafka coordinates (topic, partition, offset), so every later stage
+can lead back to the raw line.
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ def raw_logs_from_parsed(parsed: DataFrame) -> DataFrame:
 
 def start_ingest(spark: SparkSession, source: KafkaSource, warehouse: Warehouse,
                  parser: Parser | None = None, trigger: str = "5 seconds",
-                 query_name: str = "ingest") -> StreamingQuery:
-    """Start the streaming query Kafka -> ``raw_logs`` + ``events`` + ``rejects``.
+                 query_name: str = "ingest", template_parser: str = "drain") -> StreamingQuery:
+    """Start the streaming query Kafka -> ``raw_logs`` + ``events`` + ``rejects`` (and the
+    template tables). ``template_parser`` is ``drain`` or ``swisslog``.
 
     Example:
         >>> q = start_ingest(spark, KafkaSource("kafka1:9092", subscribe_pattern=r"logs\\..*"),
@@ -46,15 +49,18 @@ def start_ingest(spark: SparkSession, source: KafkaSource, warehouse: Warehouse,
     """
     from logad.io.delta import write_stream_tables
     from logad.parse.headers import events, parse_records, rejects
+    from logad.templates.stream import TemplateStage
 
+    stage = TemplateStage(spark, warehouse, template_parser)
     outputs = {
         RAW_LOGS: (warehouse.table(RAW_LOGS), raw_logs_from_parsed),
-        EVENTS: (warehouse.table(EVENTS), events),
+        EVENTS: (warehouse.table(EVENTS), lambda df: events(df, extra=("template_id",))),
         REJECTS: (warehouse.table(REJECTS), rejects),
     }
     query = write_stream_tables(read_kafka(spark, source), outputs, warehouse.checkpoint(query_name),
                                 query_name=query_name, trigger=trigger,
-                                prepare=lambda df: parse_records(df, parser))
+                                prepare=lambda df: stage.columns(parse_records(df, parser)),
+                                stage=stage)
     log.info("query %s: %s -> %s", query_name, source.subscribe_pattern or source.subscribe,
              ", ".join(uri for uri, _ in outputs.values()))
     return query

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from logad.errors import DeltaError
 from logad.io import checkpoint as ckpt
@@ -26,8 +26,10 @@ from logad.io.delta_files import append_batch, arrow_schema, ensure_table
 from logad.session import engines
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
+    from pyspark.sql.types import StructType
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,21 @@ class BatchGate:
 
 
 _GATES: dict[str, BatchGate] = {}
+
+
+class BatchStage(Protocol):
+    """A step of a multi-table query that needs the whole micro-batch and the driver (an
+    action, driver-side state, its own commits), such as template mining.
+
+    ``schema`` gives the streaming DataFrame the columns ``apply`` adds (values do not matter),
+    so the output tables can be created before the first batch. ``apply`` runs once per batch,
+    on the persisted prepared batch, before any output is written; it must be idempotent per
+    ``(app_id, batch_id)``, since Spark replays the last batch after a crash.
+    """
+
+    def schema(self, df: DataFrame) -> DataFrame: ...
+
+    def apply(self, batch: DataFrame, batch_id: int, app_id: str) -> DataFrame: ...
 
 
 def stop_between_batches(query: StreamingQuery, timeout_s: float | None = None) -> None:
@@ -143,10 +160,12 @@ def write_stream(df: DataFrame, table_uri: str, checkpoint: str, *, query_name: 
 
 def write_stream_tables(df: DataFrame, outputs: Mapping[str, tuple[str, Callable[..., DataFrame]]],
                         checkpoint: str, *, query_name: str, trigger: str = "10 seconds",
-                        prepare: Callable[[DataFrame], DataFrame] | None = None) -> StreamingQuery:
+                        prepare: Callable[[DataFrame], DataFrame] | None = None,
+                        stage: BatchStage | None = None) -> StreamingQuery:
     """Start one streaming query that appends to several Delta tables, each exactly once.
 
-    Each micro-batch is ``prepare``-d once and persisted, then every output
+    Each micro-batch is ``prepare``-d once and persisted, passed through ``stage`` if there is
+    one (:class:`BatchStage`), then every output
     ``name -> (table_uri, transform)`` is written from it: the embedded engine with one delta-rs
     commit per table carrying ``(app_id, batch_id)``, the native one with delta-spark's
     idempotent ``txnAppId`` / ``txnVersion`` writes. A replayed batch is skipped table by table,
@@ -161,6 +180,8 @@ def write_stream_tables(df: DataFrame, outputs: Mapping[str, tuple[str, Callable
     ckpt.validate(checkpoint)
     native = engines(spark).delta == "native"
     prepared = prepare(df) if prepare else df
+    if stage is not None:
+        prepared = stage.schema(prepared)
     if not native:
         for uri, transform in outputs.values():
             ensure_table(uri, arrow_schema(transform(prepared)))
@@ -171,9 +192,14 @@ def write_stream_tables(df: DataFrame, outputs: Mapping[str, tuple[str, Callable
         try:
             rows = base.count()  # materialises the prepared batch once, for every table
             timings = [f"{rows} in, prepared in {time.perf_counter() - started:.2f}s"]
+            staged = base
+            if stage is not None:
+                t = time.perf_counter()
+                staged = stage.apply(base, batch_id, app_id)
+                timings.append(f"{type(stage).__name__} {time.perf_counter() - t:.2f}s")
             for name, (uri, transform) in outputs.items():
                 t = time.perf_counter()
-                out = transform(base)
+                out = transform(staged)
                 if native:
                     (out.write.format("delta").option("txnAppId", app_id)
                      .option("txnVersion", batch_id).mode("append").save(uri))
@@ -252,3 +278,64 @@ def commit_info(table_uri: str) -> list[dict[str, object]]:
     from deltalake import DeltaTable
 
     return [json.loads(json.dumps(h, default=str)) for h in DeltaTable(table_uri).history()]
+
+
+def write_small(spark: SparkSession, table_uri: str, data: pa.Table,
+                mode: Literal["append", "overwrite"] = "append") -> None:
+    """Write a small table that lives on the driver (``append`` or ``overwrite``), one commit.
+
+    For bookkeeping tables such as ``templates``, whose rows the driver computes itself; either
+    engine, the same files on disk.
+    """
+    try:
+        if engines(spark).delta == "native":
+            (spark.createDataFrame(data.to_pandas(), schema=_spark_schema(data.schema))
+             .write.format("delta").mode(mode).save(table_uri))
+            return
+        from deltalake import write_deltalake
+
+        ensure_table(table_uri, data.schema)
+        write_deltalake(table_uri, data, mode=mode)
+    except DeltaError:
+        raise
+    except Exception as e:
+        raise DeltaError(f"cannot write to the Delta table at {table_uri}: {e}") from e
+
+
+def create_small(spark: SparkSession, table_uri: str, schema: pa.Schema) -> None:
+    """Create an empty table for :func:`write_small` unless there is one (readers then find it)."""
+    try:
+        if engines(spark).delta == "native":
+            (spark.createDataFrame([], schema=_spark_schema(schema))
+             .write.format("delta").mode("ignore").save(table_uri))
+        else:
+            ensure_table(table_uri, schema)
+    except DeltaError:
+        raise
+    except Exception as e:
+        raise DeltaError(f"cannot create the Delta table at {table_uri}: {e}") from e
+
+
+def read_small(spark: SparkSession, table_uri: str) -> pa.Table | None:
+    """The latest snapshot of a small table, on the driver; None when there is no table yet."""
+    from deltalake import DeltaTable
+
+    if engines(spark).delta == "native":
+        try:
+            return spark.read.format("delta").load(table_uri).toArrow()
+        except Exception as e:  # no table yet
+            if "PATH_NOT_FOUND" in str(e) or "is not a Delta table" in str(e) or "DELTA_MISSING" in str(e):
+                return None
+            raise DeltaError(f"cannot read the Delta table at {table_uri}: {e}") from e
+    if not DeltaTable.is_deltatable(table_uri):
+        return None
+    try:
+        return DeltaTable(table_uri).to_pyarrow_table()
+    except Exception as e:
+        raise DeltaError(f"cannot read the Delta table at {table_uri}: {e}") from e
+
+
+def _spark_schema(schema: pa.Schema) -> StructType:
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return from_arrow_schema(schema)

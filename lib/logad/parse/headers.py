@@ -217,14 +217,14 @@ def parse_records(records: DataFrame, parser: Parser | None = None) -> DataFrame
     return df.withColumn("reject_reason", reason).drop(*[c for c in df.columns if c.startswith("_")])
 
 
-def events(parsed: DataFrame) -> DataFrame:
-    """The rows of :func:`parse_records` that parsed, in ``events`` columns.
+def events(parsed: DataFrame, extra: tuple[str, ...] = ()) -> DataFrame:
+    """The rows of :func:`parse_records` that parsed, in ``events`` columns (then ``extra``).
 
     Apply it (and :func:`rejects`) to a persisted result, as the ingest query does: a filter on
     the unpersisted result would be pushed by Spark's optimizer into the parsing expressions and
     copied into every branch of them, which makes the generated code explode in size.
     """
-    return parsed.where("reject_reason IS NULL").select(*EVENT_COLUMNS)
+    return parsed.where("reject_reason IS NULL").select(*EVENT_COLUMNS, *extra)
 
 
 def rejects(parsed: DataFrame, stage: str = "ingest") -> DataFrame:

@@ -36,7 +36,12 @@ def join(toks: list[str]) -> str:
 class Miner(Protocol):
     """A template miner. ``add`` learns from a masked line and returns its template text;
     ``match`` only looks (None when no template fits); ``generalized`` maps every template
-    text that was replaced by a more general one to its replacement."""
+    text that was replaced by a more general one to its replacement.
+
+    ``patterns`` and ``restore`` let a miner be rebuilt from the ``templates`` table after a
+    restart: a pattern is the miner's own form of a template (tokens before ``<*>`` runs are
+    folded, so its length still routes lines), and ``restore`` puts one back as it was, without
+    comparing or merging it with the others."""
 
     name: str
 
@@ -45,6 +50,10 @@ class Miner(Protocol):
     def match(self, masked: str) -> str | None: ...
 
     def templates(self) -> list[Template]: ...
+
+    def patterns(self) -> dict[str, list[str]]: ...
+
+    def restore(self, text: str, pattern: str) -> None: ...
 
     @property
     def generalized(self) -> dict[str, str]: ...

@@ -10,10 +10,13 @@ generalization (old text -> new text) so ids that were handed out keep resolving
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from logad.templates.base import Template, join, record, tokens
 from logad.templates.masking import WILDCARD
+
+_DIGIT = re.compile(r"\d+")
 
 
 @dataclass
@@ -40,6 +43,9 @@ class Drain:
             means two leading tokens route a line).
         sim_threshold: least share of equal tokens for a line to join a cluster.
         max_children: children per inner node; further tokens share a ``<*>`` child.
+        max_clusters: clusters per leaf; past it a line joins the most similar cluster even
+            below ``sim_threshold``, so lines that are all unmasked variables cannot grow the
+            template count (and the per-line scan) without bound.
 
     Example:
         >>> d = Drain()
@@ -49,12 +55,14 @@ class Drain:
 
     name = "drain"
 
-    def __init__(self, depth: int = 4, sim_threshold: float = 0.5, max_children: int = 100) -> None:
+    def __init__(self, depth: int = 4, sim_threshold: float = 0.5, max_children: int = 100,
+                 max_clusters: int = 100) -> None:
         if depth < 3:
             raise ValueError("Drain depth must be >= 3")
         self.depth = depth
         self.sim_threshold = sim_threshold
         self.max_children = max_children
+        self.max_clusters = max_clusters
         self._root = _Node()
         self._clusters: list[_Cluster] = []
         self._generalized: dict[str, str] = {}
@@ -90,8 +98,8 @@ class Drain:
             if t == WILDCARD:
                 params += 1
                 same += s == WILDCARD  # both masked: the same variable slot
-            elif t == s:
-                same += 1
+            elif t == s or (_DIGIT.search(s) and _DIGIT.sub("", t) == _DIGIT.sub("", s)):
+                same += 1  # the same token but for its digits (v12, v13): a variable masking missed
         return same / len(toks) if toks else 1.0, params
 
     def _best(self, leaf: _Node, toks: list[str], threshold: float) -> _Cluster | None:
@@ -106,7 +114,8 @@ class Drain:
         toks = tokens(masked)
         leaf = self._leaf(toks, create=True)
         assert leaf is not None
-        cluster = self._best(leaf, toks, self.sim_threshold)
+        full = len(leaf.clusters) >= self.max_clusters
+        cluster = self._best(leaf, toks, -1.0 if full else self.sim_threshold)
         if cluster is None:
             cluster = _Cluster(list(toks))
             leaf.clusters.append(cluster)
@@ -131,6 +140,23 @@ class Drain:
             if all(t == WILDCARD or t == s for t, s in zip(cluster.toks, toks, strict=True)):
                 return cluster.text
         return None
+
+    def patterns(self) -> dict[str, list[str]]:
+        """Template text -> the clusters' token patterns behind it (several when lengths differ)."""
+        out: dict[str, list[str]] = {}
+        for c in self._clusters:
+            out.setdefault(c.text, []).append(" ".join(c.toks))
+        return out
+
+    def restore(self, text: str, pattern: str) -> None:
+        """Put back a cluster from :meth:`patterns` as it was (no similarity, no merging)."""
+        toks = tokens(pattern)
+        leaf = self._leaf(toks, create=True)
+        assert leaf is not None
+        if not any(c.toks == toks for c in leaf.clusters):
+            cluster = _Cluster(toks)
+            leaf.clusters.append(cluster)
+            self._clusters.append(cluster)
 
     def templates(self) -> list[Template]:
         """One record per template text (clusters of different lengths can fold to one text)."""

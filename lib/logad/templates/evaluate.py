@@ -104,13 +104,15 @@ def run_ours(parser: str, system: str, contents: Iterable[str]) -> list[str]:
     return out
 
 
-def drain3_miner() -> Any:
-    """drain3 with its default configuration (profiling off)."""
+def drain3_miner(rules: Iterable[Any] = ()) -> Any:
+    """drain3 with its default configuration (profiling off), plus masking ``rules`` if given."""
     from drain3 import TemplateMiner  # type: ignore[import-untyped]
+    from drain3.masking import MaskingInstruction  # type: ignore[import-untyped]
     from drain3.template_miner_config import TemplateMinerConfig  # type: ignore[import-untyped]
 
     config = TemplateMinerConfig()
     config.profiling_enabled = False
+    config.masking_instructions = [MaskingInstruction(r.pattern, "*") for r in rules]
     return TemplateMiner(config=config)
 
 

@@ -78,6 +78,9 @@ def lcs_merge(template: list[str], toks: list[str]) -> list[str]:
     return out  # one token per template position: positions stay aligned
 
 
+LONG = 256  # characters of a token that similarity looks at (a 1 MB token costs no more)
+
+
 def _bigrams(tok: str) -> frozenset[str]:
     return frozenset(tok[i:i + 2] for i in range(len(tok) - 1)) or frozenset((tok,))
 
@@ -87,7 +90,7 @@ def token_similarity(a: str, b: str) -> float:
         return 1.0
     if WILDCARD in (a, b):
         return 0.0
-    x, y = _bigrams(a.lower()), _bigrams(b.lower())
+    x, y = _bigrams(a[:LONG].lower()), _bigrams(b[:LONG].lower())
     return len(x & y) / len(x | y)
 
 
@@ -102,12 +105,16 @@ class SwissLog:
 
     name = "swisslog"
 
-    def __init__(self, merge_threshold: float | None = 0.8, group_by_length: bool = True) -> None:
+    def __init__(self, merge_threshold: float | None = 0.8, group_by_length: bool = True,
+                 max_groups: int = 100) -> None:
         self.merge_threshold = merge_threshold
         self.group_by_length = group_by_length
+        self.max_groups = max_groups  # per token count; past it, lines share an overflow group
         self._words = dictionary()
         self._groups: dict[tuple[int, tuple[tuple[str, int], ...]], _Group] = {}
         self._word_counts: Counter[str] = Counter()
+        self._sizes: Counter[int] = Counter()  # groups per token count
+        self._full: dict[tuple[int, tuple[tuple[str, int], ...]], _Group] = {}  # keys past max_groups
         self._generalized: dict[str, str] = {}
         self._merged: dict[str, str] = {}  # group text -> merged text
 
@@ -117,16 +124,22 @@ class SwissLog:
 
     def _key(self, toks: list[str], masked: str) -> tuple[int, tuple[tuple[str, int], ...]]:
         words = tuple(sorted(Counter(valid_words(masked, self._words)).items()))
-        if not words:  # nothing to group by: the first token stands in for the words
-            words = ((toks[0] if toks else "", 0),)
+        if not words:  # nothing to group by: the first token stands in (a variable if it has digits)
+            first = toks[0] if toks else ""
+            words = ((WILDCARD if any(c.isdigit() for c in first) else first, 0),)
         return (len(toks) if self.group_by_length else 0, words)
 
     def add(self, masked: str) -> str:
         toks = tokens(masked)
         key = self._key(toks, masked)
-        group = self._groups.get(key)
+        group = self._groups.get(key) or self._full.get(key)
+        if group is None and self._sizes[len(toks)] >= self.max_groups:
+            # full: one overflow group per token count takes the rest (LCS makes it general)
+            overflow = (len(toks), ((WILDCARD, -1),))
+            group = self._full[key] = self._groups.setdefault(overflow, _Group(list(toks)))
         if group is None:
             group = self._groups[key] = _Group(list(toks))
+            self._sizes[len(toks)] += 1
             for w in set(valid_words(masked, self._words)):
                 self._word_counts[w] += 1
             if self.merge_threshold is not None:
@@ -149,7 +162,7 @@ class SwissLog:
         return text
 
     def _weight(self, tok: str) -> float:
-        words = [w for w in (m.lower() for m in _WORD.findall(tok)) if w in self._words]
+        words = [w for w in (m.lower() for m in _WORD.findall(tok[:LONG])) if w in self._words]
         total = max(1, len(self._groups))
         info = sum(-math.log2(min(1.0, (self._word_counts[w] + 1) / (total + 1))) for w in words)
         return math.tanh(1.0 + info)
@@ -180,10 +193,31 @@ class SwissLog:
 
     def match(self, masked: str) -> str | None:
         toks = tokens(masked)
-        group = self._groups.get(self._key(toks, masked))
+        key = self._key(toks, masked)
+        group = self._groups.get(key) or self._full.get(key)
         if group is None:
             return None
         return self._resolve(join(group.toks))  # same words, same length: the group's template
+
+    def patterns(self) -> dict[str, list[str]]:
+        """Template text -> the groups' token patterns behind it (merged groups share a text)."""
+        out: dict[str, list[str]] = {}
+        for g in self._groups.values():
+            out.setdefault(self._resolve(join(g.toks)), []).append(" ".join(g.toks))
+        return out
+
+    def restore(self, text: str, pattern: str) -> None:
+        """Put back a group from :meth:`patterns`, with its merge into ``text`` if it had one."""
+        toks = tokens(pattern)
+        key = self._key(toks, pattern)
+        if key not in self._groups:
+            self._groups[key] = _Group(list(toks))
+            self._sizes[len(toks)] += 1
+            for w in set(valid_words(pattern, self._words)):
+                self._word_counts[w] += 1
+        own = join(toks)
+        if own != text:
+            self._merged[own] = text
 
     def templates(self) -> list[Template]:
         counts: Counter[str] = Counter()
