@@ -1,0 +1,276 @@
+"""Training and evaluation of the sequence models: one loop for one process and for every rank of
+a TorchDistributor run (DistributedDataParallel over gloo on CPU, NCCL on GPUs).
+
+- :func:`fit` trains on ``(sequence, label)`` examples with Adam and cross-entropy (Table 2:
+  lr 1e-3, batch 2048), logs epoch, loss and validation F1, stops early when validation F1 has
+  not improved for ``patience`` epochs, keeps the best weights, and resumes from a checkpoint.
+- :func:`metrics` computes precision, recall, F1 (from P and R) and ROC-AUC.
+- :func:`save_artifact` / :func:`load_artifact` write and read the versioned model file:
+  weights, config, vocabulary and template vectors, threshold, metrics, data and code versions.
+  Loading uses ``torch.load(weights_only=True)``: no pickled code is ever run.
+
+Example:
+    >>> result = fit(ModelConfig(vocab_size=tv.size), TrainConfig(epochs=5), train, valid,
+    ...              vectors=torch.from_numpy(tv.matrix))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from logad.errors import ConfigError, LogadError
+from logad.models.sequence import ModelConfig, SequenceClassifier
+from logad.models.windows import collapse, pad
+
+log = logging.getLogger(__name__)
+
+ARTIFACT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train (the paper's Table 2 where it says)."""
+
+    epochs: int = 30
+    batch_size: int = 2048
+    lr: float = 1e-3
+    patience: int = 5  # epochs without a better validation F1 before stopping
+    seed: int = 0
+    max_len: int = 512  # longer sequences keep their last max_len events
+    checkpoint: str | None = None  # a file to resume from and save to after every epoch
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.max_len < 1:
+            raise ConfigError(f"TrainConfig: epochs, batch_size, max_len >= 1 and lr > 0: {self}")
+
+
+@dataclass
+class Example:
+    """One training example: template indices (already mapped to vector rows) and a label."""
+
+    events: list[int]
+    label: int
+
+
+@dataclass
+class FitResult:
+    model: SequenceClassifier
+    best_epoch: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    threshold: float = 0.5
+
+
+def encode(examples: Sequence[Example], config: ModelConfig, max_len: int
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """(x, lengths, repeats, y) tensors; runs collapsed when ``config.repeats``."""
+    seqs: list[list[int]] = []
+    runs: list[list[int]] = []
+    for ex in examples:
+        events = list(ex.events)
+        counts = [1] * len(events)
+        if config.repeats:
+            events, counts = collapse(events)
+        seqs.append(events[-max_len:])
+        runs.append(counts[-max_len:])
+    x, lengths = pad(seqs)
+    repeats = pad(runs)[0] if config.repeats else None
+    y = torch.tensor([ex.label for ex in examples], dtype=torch.long)
+    return x, lengths, repeats, y
+
+
+def metrics(labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray,
+            threshold: float = 0.5) -> dict[str, float]:
+    """Precision, recall, F1 (= 2PR/(P+R)), ROC-AUC, and the confusion counts."""
+    y = np.asarray(labels, dtype=np.int64)
+    s = np.asarray(scores, dtype=np.float64)
+    pred = s >= threshold
+    tp = int(np.sum(pred & (y == 1)))
+    fp = int(np.sum(pred & (y == 0)))
+    fn = int(np.sum(~pred & (y == 1)))
+    tn = int(np.sum(~pred & (y == 0)))
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * p * r / (p + r) if p + r else 0.0
+    return {"precision": p, "recall": r, "f1": f1, "auc": roc_auc(y, s),
+            "tp": tp, "fp": fp, "fn": fn, "tn": tn}
+
+
+def roc_auc(y: np.ndarray, s: np.ndarray) -> float:
+    """ROC-AUC by ranks (ties share their mean rank); NaN with one class only."""
+    pos, neg = int(np.sum(y == 1)), int(np.sum(y == 0))
+    if not pos or not neg:
+        return float("nan")
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s), dtype=np.float64)
+    sorted_s = s[order]
+    i = 0
+    while i < len(s):  # average rank over ties
+        j = i
+        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return float((ranks[y == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+@torch.no_grad()
+def predict(model: SequenceClassifier, examples: Sequence[Example], batch_size: int = 4096,
+            max_len: int = 512) -> np.ndarray:
+    """P(abnormal) per example, in order."""
+    model.eval()
+    device = next(model.parameters()).device
+    out: list[np.ndarray] = []
+    for start in range(0, len(examples), batch_size):
+        x, lengths, repeats, _ = encode(examples[start:start + batch_size], model.config, max_len)
+        logits, _ = model(x.to(device), lengths, None if repeats is None else repeats.to(device))
+        out.append(torch.softmax(logits, dim=-1)[:, 1].cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def best_threshold(labels: Sequence[int], scores: np.ndarray) -> float:
+    """The score cut that maximises F1 on validation data (stored with the model)."""
+    candidates = np.unique(np.round(scores, 4))
+    best, best_f1 = 0.5, -1.0
+    for t in candidates:
+        f1 = metrics(labels, scores, float(t))["f1"]
+        if f1 > best_f1:
+            best, best_f1 = float(t), f1
+    return best
+
+
+def fit(config: ModelConfig, train: TrainConfig, examples: Sequence[Example],
+        valid: Sequence[Example], vectors: torch.Tensor | None = None,
+        device: str | torch.device = "cpu") -> FitResult:
+    """Train a model; under ``torch.distributed`` each rank trains on its shard (DDP)."""
+    import torch.distributed as dist
+
+    distributed = dist.is_available() and dist.is_initialized()
+    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+    torch.manual_seed(train.seed)  # the same initial weights on every rank
+    model = SequenceClassifier(config, vectors).to(device)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=train.lr)
+    start_epoch, best_f1, best_epoch, history = 0, -1.0, -1, []
+    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    if train.checkpoint and Path(train.checkpoint).exists():
+        ck = torch.load(train.checkpoint, map_location=device, weights_only=True)
+        if ck["config"] != config.to_dict():
+            raise ConfigError(f"checkpoint {train.checkpoint} is for another model config; "
+                              "delete it or use the same config")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        best_state = ck["best"]
+        start_epoch, best_f1, best_epoch = ck["epoch"] + 1, ck["best_f1"], ck["best_epoch"]
+        history = list(ck["history"])
+        log.info("resumed from %s at epoch %d (best F1 %.4f at epoch %d)", train.checkpoint,
+                 start_epoch, best_f1, best_epoch)
+    net: torch.nn.Module = model
+    if distributed:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=None if str(device) == "cpu" else [device])
+    shard = list(examples)[rank::world]
+    per_rank_batch = max(1, train.batch_size // world)
+    for epoch in range(start_epoch, train.epochs):
+        started = time.perf_counter()
+        order = torch.randperm(len(shard), generator=torch.Generator().manual_seed(train.seed + epoch))
+        model.train()
+        total, seen = 0.0, 0
+        steps = max(1, math.ceil(len(shard) / per_rank_batch))
+        if distributed:  # every rank must run the same number of steps (DDP all-reduces each)
+            n = torch.tensor([steps])
+            dist.all_reduce(n, op=dist.ReduceOp.MAX)
+            steps = int(n.item())
+        for step in range(steps):
+            idx = order[(step * per_rank_batch) % max(1, len(shard)):][:per_rank_batch]
+            batch = [shard[int(i)] for i in idx] or [shard[0]]
+            x, lengths, repeats, y = encode(batch, config, train.max_len)
+            _, loss = net(x.to(device), lengths, None if repeats is None else repeats.to(device),
+                          targets=y.to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.item()) * len(batch)
+            seen += len(batch)
+        scores = predict(model, valid, max_len=train.max_len)
+        m = metrics([e.label for e in valid], scores)
+        row = {"epoch": epoch, "loss": total / max(1, seen), "val_f1": m["f1"], "val_precision": m["precision"],
+               "val_recall": m["recall"], "seconds": time.perf_counter() - started}
+        history.append(row)
+        improved = m["f1"] > best_f1
+        if improved:
+            best_f1, best_epoch = m["f1"], epoch
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if rank == 0:
+            log.info("epoch %d/%d  loss %.4f  val P %.4f R %.4f F1 %.4f%s  (%.1fs)", epoch + 1,
+                     train.epochs, row["loss"], m["precision"], m["recall"], m["f1"],
+                     "  best" if improved else "", row["seconds"])
+            if train.checkpoint:
+                tmp = f"{train.checkpoint}.tmp"
+                torch.save({"config": config.to_dict(), "model": model.state_dict(),
+                            "optimizer": opt.state_dict(), "best": best_state, "epoch": epoch,
+                            "best_f1": best_f1, "best_epoch": best_epoch, "history": history}, tmp)
+                os.replace(tmp, train.checkpoint)
+        if epoch - best_epoch >= train.patience:
+            if rank == 0:
+                log.info("early stop: no better validation F1 for %d epochs", train.patience)
+            break
+    model.load_state_dict(best_state)
+    threshold = best_threshold([e.label for e in valid], predict(model, valid, max_len=train.max_len)) if valid else 0.5
+    return FitResult(model, best_epoch, history, threshold)
+
+
+def save_artifact(path: str | Path, result: FitResult, *, template_ids: Sequence[str],
+                  vectors: np.ndarray, metrics_: dict[str, Any], data_version: object = None,
+                  code_version: str | None = None) -> Path:
+    """One file with everything scoring needs; plain tensors and lists (``weights_only`` safe)."""
+    from logad import __version__
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": ARTIFACT_FORMAT,
+        "config": result.model.config.to_dict(),
+        "weights": result.model.state_dict(),
+        "template_ids": list(template_ids),
+        "vectors": torch.from_numpy(np.asarray(vectors, dtype=np.float32)),
+        "threshold": float(result.threshold),
+        "metrics": {k: float(v) for k, v in metrics_.items()},
+        "history": result.history,
+        "data_version": str(data_version) if data_version is not None else None,
+        "code_version": code_version or __version__,
+    }
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_artifact(path: str | Path, device: str | torch.device = "cpu") -> tuple[SequenceClassifier, dict[str, Any]]:
+    """The model (eval mode) and the artifact's other fields; clear errors for a bad file."""
+    path = Path(path)
+    if not path.exists():
+        raise LogadError(f"no model artifact at {path}")
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:
+        raise LogadError(f"the model artifact at {path} cannot be read ({e}); it is not a logad "
+                         "model file or it is damaged") from e
+    if not isinstance(payload, dict) or payload.get("format") != ARTIFACT_FORMAT:
+        raise LogadError(f"the file at {path} is not a logad model artifact (format {ARTIFACT_FORMAT})")
+    try:
+        config = ModelConfig(**payload["config"])
+        model = SequenceClassifier(config).to(device)
+        model.load_state_dict(payload["weights"])
+    except (TypeError, RuntimeError, KeyError) as e:
+        raise LogadError(f"the model artifact at {path} does not match its config: {e}") from e
+    model.eval()
+    return model, {k: v for k, v in payload.items() if k != "weights"}
+
