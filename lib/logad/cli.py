@@ -119,6 +119,17 @@ def cmd_ingest(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from logad.models.evaluate import evaluate, table, to_json
+
+    result = evaluate(a.protocol, a.data, [m.strip() for m in a.models.split(",") if m.strip()],
+                      [int(s) for s in a.seeds.split(",")], a.epochs, a.unit, a.repeats,
+                      batch_size=a.batch_size, attention_scale=not a.paper_attention)
+    print(table(result))
+    print(to_json(result))
+    return 0
+
+
 def cmd_templates_show(a: argparse.Namespace) -> int:
     from logad.config import Warehouse
     from logad.errors import DeltaError
@@ -251,6 +262,21 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--width", type=int, default=100, help="characters of template text to print")
     w.add_argument("--all", action="store_true", help="include templates merged into others")
     w.set_defaults(func=cmd_templates_show)
+
+    v = sub.add_parser("evaluate", help="P, R, F1, ROC-AUC of the models and baselines on a protocol")
+    v.add_argument("--protocol", choices=["hdfs-blocks", "hdfs-paper"], default="hdfs-blocks")
+    v.add_argument("--data", default=os.environ.get("LOGAD_DATA", "../shared/data"),
+                   help="the shared data folder with HDFS/ (default $LOGAD_DATA or ../shared/data)")
+    v.add_argument("--models", default="pca,logreg,tree,att_gru,att_lstm,gru,lstm,transformer_gru")
+    v.add_argument("--seeds", default="0,1,2", help="comma-separated; mean and spread over them")
+    v.add_argument("--epochs", type=int, default=20)
+    v.add_argument("--batch-size", type=int, default=128,
+                   help="the paper's 2048 gives a few steps per epoch on these data sizes")
+    v.add_argument("--unit", choices=["session", "window"], default="session")
+    v.add_argument("--repeats", action="store_true", help="collapse repeated events (count as input)")
+    v.add_argument("--paper-attention", action="store_true",
+                   help="y = alpha x exactly as the paper writes it (default scales by the length)")
+    v.set_defaults(func=cmd_evaluate)
 
     d = sub.add_parser("demo", help="run the pipeline end to end on bundled real logs")
     d.add_argument("--workdir", default=".logad/demo", help="broker state, tables, checkpoints")

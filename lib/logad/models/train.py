@@ -47,6 +47,7 @@ class TrainConfig:
     patience: int = 5  # epochs without a better validation F1 before stopping
     seed: int = 0
     max_len: int = 512  # longer sequences keep their last max_len events
+    balanced: bool = True  # weight the loss by inverse class frequency (anomalies are rare)
     checkpoint: str | None = None  # a file to resume from and save to after every epoch
 
     def __post_init__(self) -> None:
@@ -176,6 +177,11 @@ def fit(config: ModelConfig, train: TrainConfig, examples: Sequence[Example],
     net: torch.nn.Module = model
     if distributed:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=None if str(device) == "cpu" else [device])
+    weight = None
+    if train.balanced:
+        counts = torch.bincount(torch.tensor([e.label for e in examples], dtype=torch.long),
+                                minlength=config.classes).float()
+        weight = (counts.sum() / (config.classes * counts.clamp(min=1))).to(device)  # (C,)
     shard = list(examples)[rank::world]
     per_rank_batch = max(1, train.batch_size // world)
     for epoch in range(start_epoch, train.epochs):
@@ -192,8 +198,8 @@ def fit(config: ModelConfig, train: TrainConfig, examples: Sequence[Example],
             idx = order[(step * per_rank_batch) % max(1, len(shard)):][:per_rank_batch]
             batch = [shard[int(i)] for i in idx] or [shard[0]]
             x, lengths, repeats, y = encode(batch, config, train.max_len)
-            _, loss = net(x.to(device), lengths, None if repeats is None else repeats.to(device),
-                          targets=y.to(device))
+            logits, _ = net(x.to(device), lengths, None if repeats is None else repeats.to(device))
+            loss = torch.nn.functional.cross_entropy(logits, y.to(device), weight=weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
