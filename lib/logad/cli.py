@@ -183,6 +183,81 @@ def cmd_templates_evaluate(a: argparse.Namespace) -> int:
     return 0
 
 
+def _session_rules(a: argparse.Namespace) -> list:  # type: ignore[type-arg]
+    from logad.sessions.rules import rules_for
+
+    overrides = {k: v for k, v in (("idle_s", a.idle_s), ("max_duration_s", a.max_duration_s),
+                                   ("max_events", a.max_events), ("window_s", a.window_s),
+                                   ("window_lines", a.window_lines), ("attach", a.attach),
+                                   ("watermark", a.watermark)) if v is not None}
+    return [rules_for(system, **overrides) for system in (a.system or ["hdfs", "spark", "bgl",
+                                                                        "thunderbird", "hadoop"])]
+
+
+def cmd_sessions_run(a: argparse.Namespace) -> int:
+    from logad.config import Warehouse
+    from logad.ingest import REJECTS, run
+    from logad.io.delta import table_summary
+    from logad.session import get_spark
+    from logad.sessions.spark import SESSIONS, start_sessions
+
+    spark = get_spark("logad-sessions", master=a.master, engine=a.engine)
+    warehouse = Warehouse(a.warehouse)
+    run(start_sessions(spark, warehouse, _session_rules(a), trigger=a.trigger), once=a.once)
+    for name in (SESSIONS, REJECTS):
+        print(table_summary(warehouse.table(name)))
+    return 0
+
+
+def cmd_sessions_backfill(a: argparse.Namespace) -> int:
+    from logad.config import Warehouse
+    from logad.io.delta import read_table, table_summary, write_table
+    from logad.session import get_spark
+    from logad.sessions.spark import read_labels, sessionize
+
+    spark = get_spark("logad-sessions-backfill", master=a.master, engine=a.engine)
+    warehouse = Warehouse(a.warehouse)
+    events = read_table(spark, warehouse.table("events"), a.version)
+    out = sessionize(events, _session_rules(a), read_labels(spark, warehouse),
+                     close_open=not a.closed_only)
+    uri = warehouse.table(a.table)
+    write_table(out, uri)
+    print(table_summary(uri))
+    return 0
+
+
+def cmd_sessions_labels(a: argparse.Namespace) -> int:
+    from logad.config import Warehouse
+    from logad.session import get_spark
+    from logad.sessions.labels import load_labels
+
+    spark = get_spark("logad-labels", master=a.master, engine=a.engine)
+    n = load_labels(spark, Warehouse(a.warehouse), a.system, a.file)
+    print(f"{n} {a.system} labels loaded into {Warehouse(a.warehouse).table('labels')}")
+    return 0
+
+
+def cmd_sessions_show(a: argparse.Namespace) -> int:
+    from logad.config import Warehouse
+    from logad.io.delta import read_small
+    from logad.session import get_spark
+
+    spark = get_spark("logad-show", master=a.master, engine=a.engine)
+    table = read_small(spark, Warehouse(a.warehouse).table(a.table))
+    if table is None:
+        from logad.errors import DeltaError
+
+        raise DeltaError(f"no {a.table} table under {a.warehouse}: run 'logad sessions run' first")
+    df = table.select(["system", "key", "name", "task", "start_ts", "end_ts", "n_events",
+                       "close_reason", "label", "label_source", "label_event"]).to_pandas()
+    print(f"{len(df):,} sessions; by system and close reason:")
+    print(df.groupby(["system", "close_reason"]).size().to_string())
+    print("labels:")
+    print(df.groupby(["system", "label_source", "label"]).size().to_string())
+    print(df.sort_values("start_ts").head(a.top).to_string(index=False))
+    return 0
+
+
 def cmd_demo(a: argparse.Namespace) -> int:
     from logad.demo import run_demo
 
@@ -262,6 +337,52 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--width", type=int, default=100, help="characters of template text to print")
     w.add_argument("--all", action="store_true", help="include templates merged into others")
     w.set_defaults(func=cmd_templates_show)
+
+    ss = sub.add_parser("sessions", help="cut events into sessions: Spark Task workflows, HDFS blocks, "
+                        "BGL windows, Hadoop applications").add_subparsers(dest="action", required=True)
+
+    def rules_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--warehouse", default=".logad/warehouse", help="root of tables and checkpoints")
+        p.add_argument("--system", action="append", choices=["hdfs", "spark", "bgl", "thunderbird", "hadoop"],
+                       help="systems to cut (repeatable; default all)")
+        p.add_argument("--idle-s", type=float, help="close after this long without an event (event time)")
+        p.add_argument("--max-duration-s", type=float, help="close this long after the first event")
+        p.add_argument("--max-events", type=int, help="close at this many events")
+        p.add_argument("--window-s", type=float, help="bgl/thunderbird: window length")
+        p.add_argument("--window-lines", type=int, help="bgl/thunderbird: also cut every N lines")
+        p.add_argument("--attach", choices=["hints", "paper"],
+                       help="spark: where a line naming no task goes (default hints)")
+        p.add_argument("--watermark", help="how late a line may come, e.g. '1 minute'")
+        p.add_argument("--master", default=None, help="Spark master for a local session")
+        p.add_argument("--engine", choices=["auto", "native", "embedded"], default=None)
+
+    sr = ss.add_parser("run", help="stream events into the sessions table (stateful, event time)")
+    rules_args(sr)
+    sr.add_argument("--trigger", default="5 seconds", help="micro-batch interval")
+    sr.add_argument("--once", action="store_true",
+                    help="process what is there (and apply the final watermark), then stop")
+    sr.set_defaults(func=cmd_sessions_run)
+    sb = ss.add_parser("backfill", help="batch sessions from an events snapshot (same cutting as run)")
+    rules_args(sb)
+    sb.add_argument("--version", type=int, default=None, help="events table version (default latest)")
+    sb.add_argument("--table", default="sessions_backfill", help="table to (over)write")
+    sb.add_argument("--closed-only", action="store_true",
+                    help="leave out sessions still open at the end (what the stream would hold)")
+    sb.set_defaults(func=cmd_sessions_backfill)
+    sl = ss.add_parser("labels", help="load a data set's ground-truth label file into the labels table")
+    sl.add_argument("--warehouse", default=".logad/warehouse", help="root of tables and checkpoints")
+    sl.add_argument("--system", required=True, choices=["hdfs", "hadoop"])
+    sl.add_argument("file", help="HDFS anomaly_label.csv (BlockId,Label) or Hadoop labels CSV")
+    sl.add_argument("--master", default=None)
+    sl.add_argument("--engine", choices=["auto", "native", "embedded"], default=None)
+    sl.set_defaults(func=cmd_sessions_labels)
+    sw = ss.add_parser("show", help="sessions by system, close reason and label")
+    sw.add_argument("--warehouse", default=".logad/warehouse", help="root of tables and checkpoints")
+    sw.add_argument("--table", default="sessions")
+    sw.add_argument("--top", type=int, default=10)
+    sw.add_argument("--master", default=None)
+    sw.add_argument("--engine", choices=["auto", "native", "embedded"], default=None)
+    sw.set_defaults(func=cmd_sessions_show)
 
     v = sub.add_parser("evaluate", help="P, R, F1, ROC-AUC of the models and baselines on a protocol")
     v.add_argument("--protocol", choices=["hdfs-blocks", "hdfs-paper"], default="hdfs-blocks")

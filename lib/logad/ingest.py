@@ -66,11 +66,31 @@ def start_ingest(spark: SparkSession, source: KafkaSource, warehouse: Warehouse,
     return query
 
 
+def _settle(query: StreamingQuery, settle_s: float) -> None:
+    """After the last data batch of a stateful query, wait for the no-data batch Spark runs to
+    apply the new watermark (timeouts, closing sessions), so ``once`` leaves nothing pending that
+    the data read already allows. Gives up after ``settle_s`` without a new batch."""
+    import time
+
+    last = query.lastProgress
+    if not last or not last.get("stateOperators"):
+        return
+    seen, deadline = last["batchId"], time.monotonic() + settle_s
+    while query.isActive and time.monotonic() < deadline:
+        progress = query.lastProgress
+        if progress and progress["batchId"] > seen:
+            if progress["numInputRows"] == 0:
+                return
+            seen, deadline = progress["batchId"], time.monotonic() + settle_s
+        time.sleep(0.1)
+
+
 def run(query: StreamingQuery, once: bool, timeout_s: int | None = None,
-        stop_timeout_s: float = 300.0) -> None:
+        stop_timeout_s: float = 300.0, settle_s: float = 10.0) -> None:
     """Drive a started query until it is done, stopped or failed.
 
-    ``once`` processes what is there now, then stops; otherwise it runs until ``timeout_s`` or a
+    ``once`` processes what is there now (for a stateful query, also the batch that applies the
+    final watermark, waiting up to ``settle_s``), then stops; otherwise it runs until ``timeout_s`` or a
     stop. SIGTERM (what YARN, Kubernetes and ``kill`` send) and Ctrl-C stop it between micro-batches:
     the batch in flight commits first (up to ``stop_timeout_s``), so a restart has nothing to
     replay. A second Ctrl-C stops at once (still safe: writes are idempotent and Spark replays an
@@ -90,6 +110,7 @@ def run(query: StreamingQuery, once: bool, timeout_s: int | None = None,
         try:
             if once:
                 query.processAllAvailable()
+                _settle(query, settle_s)
             else:
                 query.awaitTermination(timeout_s)
         except BaseException as e:  # reported by the main thread

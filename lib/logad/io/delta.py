@@ -216,6 +216,20 @@ def write_stream_tables(df: DataFrame, outputs: Mapping[str, tuple[str, Callable
     return _start_gated(writer, checkpoint, query_name, write_batch)
 
 
+def write_table(df: DataFrame, table_uri: str) -> int | None:
+    """Replace the rows of the table at ``table_uri`` with ``df`` (a batch DataFrame), one commit.
+
+    For batch outputs such as a sessions backfill. Returns the rows written (None on the native
+    engine, which does not report it).
+    """
+    if engines(df.sparkSession).delta == "native":
+        df.write.format("delta").mode("overwrite").save(table_uri)
+        return None
+    import uuid
+
+    return append_batch(df, table_uri, f"logad-write-{uuid.uuid4().hex}", 0, mode="overwrite")
+
+
 def read_table(spark: SparkSession, table_uri: str, version: int | None = None) -> DataFrame:
     """A batch read of the table's snapshot (the latest, or ``version``)."""
     if engines(spark).delta == "native":

@@ -222,12 +222,13 @@ def committed_version(table_uri: str, app_id: str) -> int | None:
 
 
 def append_batch(df: DataFrame, table_uri: str, app_id: str, batch_id: int,
-                 partition_by: tuple[str, ...] = ()) -> int:
+                 partition_by: tuple[str, ...] = (), mode: str = "append") -> int:
     """Append ``df`` to the table as one Delta commit, exactly once per ``(app_id, batch_id)``.
 
     Executors write the files in parallel; the driver commits only their metadata. A batch
     already committed under the same application id is skipped (Spark replays the last batch
-    after a crash). Returns the number of rows written (0 when skipped).
+    after a crash). Returns the number of rows written (0 when skipped). ``mode="overwrite"``
+    replaces the table's rows in the same commit.
     """
     from deltalake import CommitProperties, DeltaTable, Transaction
     from deltalake.transaction import AddAction, RemoveAction
@@ -245,7 +246,7 @@ def append_batch(df: DataFrame, table_uri: str, app_id: str, batch_id: int,
     actions: list[AddAction | RemoveAction] = [AddAction(r.path, r.size, json.loads(r.partition_values), now, True, r.stats)
                for r in rows]
     written = sum(json.loads(r.stats)["numRecords"] for r in rows)
-    if not actions:
+    if not actions and mode == "append":
         # Nothing to add: no commit (a stream with few rejects would otherwise leave an empty
         # version per trigger). A replay of this batch is empty again, so there is nothing to
         # guard against doubling.
@@ -254,7 +255,7 @@ def append_batch(df: DataFrame, table_uri: str, app_id: str, batch_id: int,
     try:
         table = DeltaTable(table_uri)
         table.create_write_transaction(
-            actions, mode="append", schema=_table_arrow_schema(table),
+            actions, mode=mode, schema=_table_arrow_schema(table),  # type: ignore[arg-type]
             partition_by=list(partition_by) or None,
             commit_properties=CommitProperties(
                 app_transactions=[Transaction(app_id, batch_id, now)],

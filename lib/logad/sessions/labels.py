@@ -1,0 +1,76 @@
+"""Ground-truth labels from the data sets' own label files, as the ``labels`` table.
+
+One row per ``(system, key)``: ``label`` (1 anomalous, 0 normal) and ``label_source`` (which file
+said so). The sessions stage joins it by key (:func:`logad.sessions.spark.with_labels`); a key
+with no row falls back to the line's own flag (BGL/Thunderbird) or the papers' rule.
+
+Known files:
+- HDFS (LogHub): ``anomaly_label.csv`` with ``BlockId,Label`` (``Normal``/``Anomaly``).
+- Hadoop (LogHub): a CSV with ``application_id`` and ``label`` (``Normal``/``Anomaly``), as in
+  ``hadoop_dev_labels.csv``.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from logad.config import Warehouse
+from logad.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
+
+_COLUMNS = {"hdfs": ("BlockId", "Label"), "hadoop": ("application_id", "label")}
+
+
+def read_label_file(system: str, path: str) -> pa.Table:
+    """The label file of ``system`` as ``labels`` rows (plain or .gz CSV)."""
+    import pyarrow as pa
+
+    if system not in _COLUMNS:
+        raise ConfigError(f"no label file format for system {system!r}; known: {', '.join(_COLUMNS)}")
+    key_col, label_col = _COLUMNS[system]
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"label file {path} does not exist")
+    raw = p.read_bytes()
+    text = (gzip.decompress(raw) if path.endswith(".gz") else raw).decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    if not rows or key_col not in rows[0] or label_col not in rows[0]:
+        raise ConfigError(f"{path}: a {system} label file needs the columns {key_col} and {label_col}")
+    bad = [r[label_col] for r in rows if r[label_col].strip().lower() not in ("normal", "anomaly")]
+    if bad:
+        raise ConfigError(f"{path}: labels must be Normal or Anomaly, found {bad[0]!r} "
+                          f"({len(bad)} rows)")
+    source = f"{system}:{p.name}"
+    return pa.table({
+        "system": [system] * len(rows), "key": [r[key_col].strip() for r in rows],
+        "label": pa.array([int(r[label_col].strip().lower() == "anomaly") for r in rows], pa.int32()),
+        "label_source": [source] * len(rows)})
+
+
+def load_labels(spark: SparkSession, warehouse: Warehouse, system: str, path: str) -> int:
+    """Replace ``system``'s rows of the ``labels`` table with the file's; returns the row count."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from logad.io.delta import read_small, write_small
+    from logad.sessions.spark import LABELS
+
+    new = read_label_file(system, path)
+    uri = warehouse.table(LABELS)
+    old = read_small(spark, uri)
+    if old is not None and old.num_rows:
+        new = pa.concat_tables([old.filter(pc.not_equal(old["system"], system)).cast(new.schema), new])
+    write_small(spark, uri, new, mode="overwrite")
+    log.info("labels: %d %s rows from %s (%d anomalous)", len(new), system, path,
+             pc.sum(new.filter(pc.equal(new["system"], system))["label"]).as_py() or 0)
+    return int(new.filter(pc.equal(new["system"], system)).num_rows)

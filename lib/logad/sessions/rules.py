@@ -1,0 +1,122 @@
+"""How each system's events are cut into sessions: one typed, self-checking config.
+
+A session is the unit a model scores: an HDFS block's lines, one Spark Task's workflow from
+``Running task`` to ``Finished task``, a BGL node's time window, a Hadoop application. What
+cuts them (key, markers, timeouts, caps) is a :class:`SessionRules`; :func:`rules_for` gives
+the defaults per system, each overridable.
+
+All times are **event time** (the line's own timestamp): a session closes when a later event
+or the watermark passes its deadline, never by the wall clock, so the stream and a batch
+backfill over the same events give the same sessions (:mod:`logad.sessions.split`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from logad.errors import ConfigError
+
+KINDS = ("block", "task", "window", "application")
+ATTACH = ("paper", "hints")
+
+
+@dataclass(frozen=True)
+class SessionRules:
+    """The rules of one system.
+
+    Attributes:
+        system: the ``events.system`` value these rules apply to (``hdfs``, ``spark``, ...).
+        kind: ``block`` (one session per id found in the line, e.g. ``blk_...``), ``task`` (Spark
+            Task workflows inside one executor log), ``window`` (fixed time / line windows per
+            key) or ``application`` (one session per Hadoop application id).
+        idle_s: close a session when no event came for this long (event time).
+        max_duration_s: close a session this long after its first event (``task``: the paper's
+            threshold for a workflow that never finishes).
+        max_events: close a session at this many events (bounds state and model input).
+        window_s: ``window`` kind: tumbling windows of this many seconds (aligned to the epoch).
+        window_lines: ``window`` kind: also cut a window every this many lines.
+        window_key: ``window`` kind: ``node`` (one window series per node) or ``all``.
+        attach: ``task`` kind: where a line that names no task goes. ``paper``: to every open
+            task of the executor (the second paper's rule). ``hints``: to the task the line
+            points at by its partition (``rdd_<rdd>_<partition>``, ``attempt_..._m_<partition>``)
+            when exactly one open task has that index, else to the only open task, else (several
+            open, no hint) to every open task as the paper does.
+        watermark: how late (event time) a line may arrive and still join its session; older
+            lines go to ``rejects`` as ``late_event``. Spark's ``withWatermark`` delay.
+    """
+
+    system: str
+    kind: str
+    idle_s: float = 300.0
+    max_duration_s: float = 3600.0
+    max_events: int = 10_000
+    window_s: float = 60.0
+    window_lines: int = 0
+    window_key: str = "node"
+    attach: str = "hints"
+    watermark: str = "1 minute"
+
+    def __post_init__(self) -> None:
+        if not self.system:
+            raise ConfigError("SessionRules.system is empty: give the events.system value, e.g. hdfs")
+        if self.kind not in KINDS:
+            raise ConfigError(f"SessionRules.kind={self.kind!r}: use one of {', '.join(KINDS)}")
+        for name in ("idle_s", "max_duration_s", "window_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"SessionRules.{name} must be > 0, got {getattr(self, name)}")
+        if self.max_events < 1:
+            raise ConfigError(f"SessionRules.max_events must be >= 1, got {self.max_events}")
+        if self.window_lines < 0:
+            raise ConfigError(f"SessionRules.window_lines must be >= 0, got {self.window_lines}")
+        if self.window_key not in ("node", "all"):
+            raise ConfigError(f"SessionRules.window_key={self.window_key!r}: use node or all")
+        if self.attach not in ATTACH:
+            raise ConfigError(f"SessionRules.attach={self.attach!r}: use paper or hints")
+        watermark_seconds(self.watermark)
+
+    @property
+    def watermark_us(self) -> int:
+        return int(watermark_seconds(self.watermark) * 1_000_000)
+
+
+_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+def watermark_seconds(text: str) -> float:
+    """``"1 minute"`` -> 60.0: the delay forms ``withWatermark`` accepts that we use."""
+    parts = text.split()
+    try:
+        value = float(parts[0])
+        unit = parts[1].rstrip("s") if len(parts) == 2 else ""
+        if unit not in _UNITS or value < 0:
+            raise ValueError
+    except (ValueError, IndexError):
+        raise ConfigError(f"SessionRules.watermark={text!r}: write it like '30 seconds' or "
+                          "'2 minutes'") from None
+    return value * _UNITS[unit]
+
+
+DEFAULTS: dict[str, SessionRules] = {r.system: r for r in (
+    # HDFS: a block's lines span its allocation, replication and (much later) deletion; LogHub
+    # labels a block over its whole life, so the idle timeout is long.
+    SessionRules("hdfs", "block", idle_s=3600.0, max_duration_s=7 * 86400.0),
+    # Spark: the paper closes an unfinished workflow "by a threshold"; tasks here last seconds
+    # to minutes.
+    SessionRules("spark", "task", idle_s=600.0, max_duration_s=3600.0),
+    # BGL / Thunderbird: per-node windows; 60 s is the window of the BGL studies we compare with.
+    SessionRules("bgl", "window", window_s=60.0),
+    SessionRules("thunderbird", "window", window_s=60.0),
+    SessionRules("hadoop", "application", idle_s=3600.0, max_duration_s=86400.0),
+)}
+
+
+def rules_for(system: str, **overrides: Any) -> SessionRules:
+    """The default rules of ``system`` with ``overrides`` applied (checked)."""
+    if system not in DEFAULTS:
+        raise ConfigError(f"no session rules for system {system!r}; known: {', '.join(DEFAULTS)}. "
+                          "Give SessionRules(system=..., kind=...) for a new one")
+    try:
+        return replace(DEFAULTS[system], **overrides)
+    except TypeError as e:
+        raise ConfigError(f"SessionRules has no setting in {sorted(overrides)}: {e}") from None

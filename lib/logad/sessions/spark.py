@@ -1,0 +1,324 @@
+"""Sessions in Spark: the streaming stateful operator and the batch sessionizer, one cutting code.
+
+- :func:`session_events` (``DataFrame -> DataFrame``, batch or stream): the ``events`` rows of the
+  systems that have rules, with their group key and what cutting needs, computed by Spark SQL on
+  the executors (block and application ids, task markers and TIDs, partition hints, the
+  WARN/ERROR/exception rule, BGL alert flags).
+- :func:`start_sessions`: a streaming query over the ``events`` table. ``withWatermark`` on the
+  event time, ``groupBy(system, key).applyInPandasWithState`` with event-time timeouts: one
+  :class:`logad.sessions.split.Sessionizer` per key, its state (JSON) in Spark's state store and
+  checkpoint, so work spreads over executors by key and survives restarts. Closed sessions go to
+  the ``sessions`` table, lines that came later than the watermark to ``rejects``
+  (``late_event``), each exactly once per micro-batch.
+- :func:`sessionize`: the batch sessionizer over an ``events`` snapshot (backfill, retraining):
+  ``groupBy(system, key).applyInPandas`` running the same Sessionizer with the watermark the
+  stream would have reached, so both give the same sessions (a test checks it on real data).
+
+Labels (:func:`with_labels`): ground truth when there is any (the line's own alert flag for
+BGL/Thunderbird, the ``labels`` table for HDFS blocks and Hadoop applications), else the papers'
+rule (``label_source = 'rule'``). ``label_event`` is the index of the first line that defines the
+label (first alert / first WARN-ERROR-exception line), so a model can be scored on the prefix
+before it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from logad.config import Warehouse
+from logad.errors import ConfigError
+from logad.sessions.rules import SessionRules
+from logad.sessions.split import Event, Sessionizer, summarize
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.streaming import StreamingQuery
+
+log = logging.getLogger(__name__)
+
+SESSIONS, LABELS = "sessions", "labels"
+
+EVENT_FIELDS = ("ts_us", "topic", "partition", "offset", "template_id", "line_id", "marker", "tid",
+                "index", "hint", "abnormal", "truth", "task")
+CUT_SCHEMA = (
+    "kind string, session_id string, system string, key string, name string, task string, "
+    "hosts array<string>, start_us long, end_us long, n_events int, template_ids array<string>, "
+    "event_us array<long>, topics array<string>, partitions array<int>, offsets array<long>, "
+    "close_reason string, duplicates int, shared_events int, rule_label int, rule_event int, "
+    "truth_label int, truth_event int")
+STATE_SCHEMA = "blob string"
+
+_TASK = r"task (\d+)\.\d+ in stage [\d.]+ \(TID (\d+)\)"
+_FAR_FUTURE_US = 7_258_118_400_000_000  # 2200-01-01: far, and still inside pandas' ns range
+ABNORMAL_LEVELS = ("WARN", "WARNING", "ERROR", "FATAL", "SEVERE", "CRITICAL", "FAILURE")
+
+
+def session_events(events: DataFrame, rules: Sequence[SessionRules]) -> DataFrame:
+    """``events`` rows of the ruled systems with ``skey`` (the group key) and the cut columns.
+
+    An HDFS line that names several blocks belongs to each (LogHub's convention); a line with
+    no key (an HDFS line naming no block) is not in any session.
+    """
+    from pyspark.sql import functions as F
+
+    by_system = _check(rules)
+    content = F.coalesce(F.col("content"), F.lit(""))
+    key = None
+    for r in by_system.values():
+        if r.kind == "block":
+            k = F.regexp_extract_all(content, F.lit(r"(blk_-?\d+)"), 1)
+        elif r.kind == "task":
+            k = F.array(F.concat_ws("|", "host", "source"))
+        elif r.kind == "window":
+            k = F.array(F.coalesce(F.col("fields")["node"], F.col("host")) if r.window_key == "node"
+                        else F.lit("all"))
+        else:  # application: from the container log's path, else from the line
+            text = F.concat_ws(" ", "source", "content")
+            app = F.regexp_extract(text, r"application_(\d+_\d+)", 1)
+            container = F.regexp_extract(text, r"container_(?:e\d+_)?(\d+_\d+)_", 1)
+            k = F.array(F.concat(F.lit("application_"), F.coalesce(F.nullif(app, F.lit("")), container)))
+        cond = F.col("system") == r.system
+        key = F.when(cond, k) if key is None else key.when(cond, k)
+    assert key is not None
+    task = F.regexp_extract(content, _TASK, 0)
+    tid = F.regexp_extract(content, r"\(TID (\d+)\)|\bTID (\d+)\b", 1)
+    tid2 = F.regexp_extract(content, r"\bTID (\d+)\b", 1)
+    marker = (F.when(content.startswith("Running task "), "start")
+              .when(content.startswith("Finished task "), "finish")
+              .when(content.startswith("Exception in task "), "exception")
+              .when(content.rlike(r"^Executor killed task |^Killed task|^Task \S+ killed"), "killed")
+              .otherwise(""))
+    hint = F.coalesce(F.nullif(F.regexp_extract(content, r"\brdd_\d+_(\d+)\b", 1), F.lit("")),
+                      F.nullif(F.regexp_extract(content, r"attempt_\d+_\d+_[mr]_0*(\d+)_", 1), F.lit("")))
+    abnormal = (F.upper(F.coalesce(F.col("level"), F.lit(""))).isin(*ABNORMAL_LEVELS)
+                | content.rlike(r"Exception\b|\bexception\b"))
+    alert = F.col("fields")["alert"]
+    truth = F.when(F.col("system").isin("bgl", "thunderbird") & alert.isNotNull(), alert != "-")
+    line_id = F.when(F.col("file_offset").isNotNull(),
+                     F.concat_ws("|", "host", "source", F.col("file_offset").cast("string")))
+    return (events.where(F.col("system").isin(*by_system))
+            .withColumn("skey", F.explode(F.array_distinct(key)))
+            .where(F.col("skey").isNotNull() & (F.col("skey") != ""))
+            .select("system", "skey", "host", "ts",
+                    F.unix_micros("ts").alias("ts_us"), "topic", "partition", "offset",
+                    F.coalesce("template_id", F.lit("")).alias("template_id"), line_id.alias("line_id"),
+                    marker.alias("marker"),
+                    F.coalesce(F.nullif(tid, F.lit("")), F.nullif(tid2, F.lit(""))).cast("long").alias("tid"),
+                    F.when(marker == "start", F.regexp_extract(content, _TASK, 1).cast("long")).alias("index"),
+                    hint.cast("long").alias("hint"), abnormal.alias("abnormal"), truth.alias("truth"),
+                    F.when(marker == "start", F.regexp_extract(task, r"task (.*)", 1)).alias("task")))
+
+
+def _check(rules: Sequence[SessionRules]) -> dict[str, SessionRules]:
+    if not rules:
+        raise ConfigError("no session rules given: pass rules_for('hdfs'), ... for the systems to cut")
+    by_system: dict[str, SessionRules] = {}
+    for r in rules:
+        if r.system in by_system:
+            raise ConfigError(f"two session rules for system {r.system!r}: give one per system")
+        by_system[r.system] = r
+    return by_system
+
+
+def _events(pdf: pd.DataFrame) -> tuple[list[Event], set[str]]:
+    cols = [pdf[c].tolist() for c in EVENT_FIELDS]
+    out = []
+    for ts, topic, part, off, tid_, line, marker, tid, index, hint, abn, truth, task in zip(*cols, strict=True):
+        out.append(Event(int(ts), topic, int(part), int(off), tid_, _opt_str(line), marker,
+                         _opt_int(tid), _opt_int(index), _opt_int(hint), bool(abn),
+                         None if truth is None or truth != truth else bool(truth), task or ""))
+    return out, set(pdf["host"].dropna().tolist())
+
+
+def _opt_int(v: Any) -> int | None:
+    return None if v is None or v != v else int(v)
+
+
+def _opt_str(v: Any) -> str | None:
+    return None if v is None or v != v else str(v)
+
+
+def _rows(system: str, key: str, closed: list[Any], late: list[Event], hosts: list[str]) -> pd.DataFrame:
+    import pandas as pd
+
+    rows = []
+    for s in closed:
+        row = summarize(system, key, s)
+        row.update(kind="session", hosts=hosts)
+        rows.append(row)
+    for e in late:
+        rows.append({"kind": "late", "system": system, "key": key, "start_us": e.ts, "end_us": e.ts,
+                     "n_events": 1, "topics": [e.topic], "partitions": [e.partition],
+                     "offsets": [e.offset], "close_reason": "late_event", "hosts": hosts})
+    names = [c.split()[0] for c in CUT_SCHEMA.split(", ")]
+    return pd.DataFrame([[r.get(n) for n in names] for r in rows], columns=names, dtype=object)
+
+
+def _stateful(by_system: dict[str, SessionRules]):  # type: ignore[no-untyped-def]
+    """The ``applyInPandasWithState`` function (module-level closure: safe to ship)."""
+
+    def cut(key: tuple[str, str], pdfs: Iterator[pd.DataFrame], state: Any) -> Iterator[pd.DataFrame]:
+        system, skey = key
+        rules = by_system[system]
+        if state.exists:
+            blob = json.loads(state.get[0])
+            z, hosts = Sessionizer.from_state(rules, skey, blob["z"]), set(blob["h"])
+        else:
+            z, hosts = Sessionizer(rules, skey), set()
+        events: list[Event] = []
+        for pdf in pdfs:
+            evs, hs = _events(pdf)
+            events.extend(evs)
+            hosts |= hs
+        watermark_us = state.getCurrentWatermarkMs() * 1000
+        closed, late = z.advance(events, watermark_us)
+        if closed or late:
+            yield _rows(system, skey, closed, late, sorted(hosts))
+        timeout = z.next_timeout_us()
+        if timeout is None:
+            state.remove()
+        else:
+            state.update((json.dumps({"z": z.to_state(), "h": sorted(hosts)}),))
+            # Spark times a group out once the watermark is *past* the timestamp; the key must run
+            # when the watermark reaches the time (events at the watermark are final): one ms less.
+            state.setTimeoutTimestamp(max(-(-timeout // 1000) - 1, state.getCurrentWatermarkMs() + 1))
+
+    return cut
+
+
+def _batch_cut(by_system: dict[str, SessionRules], watermark_us: int, close_open: bool):  # type: ignore[no-untyped-def]
+    def cut(key: tuple[str, str], pdf: pd.DataFrame) -> pd.DataFrame:
+        system, skey = key
+        z = Sessionizer(by_system[system], skey)
+        events, hosts = _events(pdf)
+        closed, late = z.advance(events, watermark_us)
+        if close_open:
+            closed += z.close_all()
+        return _rows(system, skey, closed, late, sorted(hosts))
+
+    return cut
+
+
+def sessions_from_cut(cut: DataFrame, labels: DataFrame | None = None) -> DataFrame:
+    """The ``sessions`` rows of the operator's output, labelled (see :func:`with_labels`)."""
+    from pyspark.sql import functions as F
+
+    ts = [F.timestamp_micros("start_us").alias("start_ts"), F.timestamp_micros("end_us").alias("end_ts")]
+    out = (cut.where("kind = 'session'")
+           .select("session_id", "system", "key", "name", "task", "hosts", *ts, "n_events",
+                   "template_ids", F.transform("event_us", lambda u: F.timestamp_micros(u)).alias("event_ts"),
+                   "topics", "partitions", "offsets", "close_reason", "duplicates", "shared_events",
+                   "rule_label", "rule_event", "truth_label", "truth_event"))
+    return with_labels(out, labels).withColumn("sessionized_at", F.current_timestamp())
+
+
+def with_labels(sessions: DataFrame, labels: DataFrame | None) -> DataFrame:
+    """``label``, ``label_source``, ``label_event``: the line's own ground truth, else the
+    ``labels`` table's (system, key) row, else the papers' WARN/ERROR/exception rule."""
+    from pyspark.sql import functions as F
+
+    if labels is None:
+        s = sessions.withColumn("_gt", F.lit(None).cast("int")).withColumn("_gt_src", F.lit(None).cast("string"))
+    else:
+        lab = labels.select("system", "key", F.col("label").cast("int").alias("_gt"),
+                            F.col("label_source").alias("_gt_src"))
+        s = sessions.join(F.broadcast(lab), ["system", "key"], "left")
+    truth = F.col("truth_label").isNotNull()
+    gt = F.col("_gt").isNotNull()
+    return (s.withColumn("label", F.when(truth, F.col("truth_label")).when(gt, F.col("_gt"))
+                         .otherwise(F.col("rule_label")))
+            .withColumn("label_source", F.when(truth, F.concat(F.col("system"), F.lit("_alert")))
+                        .when(gt, F.col("_gt_src")).otherwise(F.lit("rule")))
+            .withColumn("label_event", F.when(truth, F.col("truth_event")).when(gt, F.lit(None).cast("int"))
+                        .otherwise(F.col("rule_event")))
+            .drop("_gt", "_gt_src"))
+
+
+def late_rejects(cut: DataFrame) -> DataFrame:
+    """Lines that came later than the watermark, as ``rejects`` rows (reason ``late_event``)."""
+    from pyspark.sql import functions as F
+
+    return (cut.where("kind = 'late'")
+            .select(F.col("topics")[0].alias("topic"), F.col("partitions")[0].alias("partition"),
+                    F.col("offsets")[0].alias("offset"), F.lit(None).cast("timestamp").alias("kafka_ts"),
+                    F.concat_ws("|", "system", "key").alias("key"), F.lit(None).cast("binary").alias("value"),
+                    F.lit("late_event").alias("reason"), F.lit("sessions").alias("stage"),
+                    F.concat(F.lit("event time "), F.timestamp_micros("start_us").cast("string"),
+                             F.lit(" at or below the watermark")).alias("detail")))
+
+
+def read_labels(spark: SparkSession, warehouse: Warehouse) -> DataFrame | None:
+    from logad.io.delta import read_small
+
+    table = read_small(spark, warehouse.table(LABELS))
+    return None if table is None else spark.createDataFrame(table.to_pandas())
+
+
+def _watermark(rules: Sequence[SessionRules]) -> SessionRules:
+    return max(rules, key=lambda r: r.watermark_us)
+
+
+def sessionize(events: DataFrame, rules: Sequence[SessionRules], labels: DataFrame | None = None,
+               close_open: bool = True) -> DataFrame:
+    """Batch sessions from an ``events`` snapshot: what the stream writes once it has read all of
+    it, plus (``close_open``) the sessions still open at the end, as ``end_of_input``.
+
+    Example:
+        >>> s = sessionize(read_table(spark, wh.table("events")), [rules_for("hdfs")])  # doctest: +SKIP
+    """
+    from pyspark.sql import functions as F
+
+    by_system = _check(rules)
+    ev = session_events(events, rules)
+    first = ev.agg(F.max("ts_us")).first()
+    max_us = None if first is None else first[0]
+    if max_us is None:
+        watermark_us = 0
+    else:  # what Spark's watermark reaches: max event time (ms) minus the delay
+        watermark_us = (max_us // 1000 - _watermark(rules).watermark_us // 1000) * 1000
+    cut = ev.groupBy("system", "skey").applyInPandas(_batch_cut(by_system, watermark_us, close_open),
+                                                     CUT_SCHEMA)
+    return sessions_from_cut(cut, labels)
+
+
+def start_sessions(spark: SparkSession, warehouse: Warehouse, rules: Sequence[SessionRules],
+                   trigger: str = "5 seconds", query_name: str = "sessions",
+                   starting_version: int = 0) -> StreamingQuery:
+    """Start the streaming query ``events`` -> ``sessions`` (+ late lines to ``rejects``).
+
+    Example:
+        >>> q = start_sessions(spark, Warehouse("/data/logad"), [rules_for("hdfs")])  # doctest: +SKIP
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.streaming.state import GroupStateTimeout
+
+    from logad.ingest import REJECTS
+    from logad.io.delta import read_stream, write_stream_tables
+
+    by_system = _check(rules)
+    # The watermark comes from ``ts``. Spark's stateful operator would silently drop rows at or
+    # below it (only a metric counts them); a second watermark on a far-future guard column takes
+    # over that row filter (nothing is ever below it) while the global watermark stays the min,
+    # the one from ``ts``. Our Sessionizer sees every row and sends late ones to ``rejects``.
+    # Two watermarks in one chain need Spark's single-stateful-operator mode (this query has one).
+    spark.conf.set("spark.sql.streaming.statefulOperator.allowMultiple", "false")
+    ev = (session_events(read_stream(spark, warehouse.table("events"), starting_version), rules)
+          .withWatermark("ts", _watermark(rules).watermark)
+          .withColumn("_late_guard", F.timestamp_micros(F.lit(_FAR_FUTURE_US)))
+          .withWatermark("_late_guard", "0 seconds"))
+    cut = ev.groupBy("system", "skey").applyInPandasWithState(
+        _stateful(by_system), CUT_SCHEMA, STATE_SCHEMA, "append", GroupStateTimeout.EventTimeTimeout)
+    outputs = {
+        SESSIONS: (warehouse.table(SESSIONS),
+                   lambda df: sessions_from_cut(df, read_labels(spark, warehouse))),
+        REJECTS: (warehouse.table(REJECTS), late_rejects),
+    }
+    query = write_stream_tables(cut, outputs, warehouse.checkpoint(query_name), query_name=query_name,
+                                trigger=trigger)
+    log.info("query %s: events -> sessions for %s (watermark %s)", query_name,
+             ", ".join(f"{r.system}:{r.kind}" for r in rules), _watermark(rules).watermark)
+    return query

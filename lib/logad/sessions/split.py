@@ -1,0 +1,263 @@
+"""Cutting one key's events into sessions: a pure-Python state machine, no Spark.
+
+The same code runs inside the streaming operator (:mod:`logad.sessions.spark`, one
+:class:`Sessionizer` per group key, its state in Spark's state store) and in the batch
+sessionizer (all of a key's events at once). That is what makes the two agree:
+
+- Events are folded in one total order, ``(ts, topic, partition, offset)``.
+- An event is folded only once it is **final**: its time is at or below the watermark, so no
+  event that sorts before it can still arrive (Spark drops rows at or below the watermark; one
+  that slips through is returned as late, for ``rejects``). Until then it waits in ``pending``.
+- Sessions close on what the events say (``Finished task``, caps) or on event-time deadlines
+  (idle, max duration, window end) as soon as a final event or the watermark passes them, never
+  by the wall clock. Which micro-batch an event came in therefore cannot change a session.
+
+The batch sessionizer feeds a key's whole history with the watermark the stream would have at
+the end (max event time minus the delay), then closes what is left as ``end_of_input``.
+
+Spark Task workflows (``kind="task"``), one :class:`Sessionizer` per executor log (host,
+source): ``Running task ... (TID n)`` opens a workflow; ``Finished task`` closes it
+(``finished``), ``Exception in task`` (``exception``) and ``Executor killed task`` (``killed``)
+close it as failed; a line naming a TID joins that task; a line naming none goes where
+``SessionRules.attach`` says. Lines while no task is open belong to the executor, not a task:
+they are counted (``unattributed``), not sessionized.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from logad.sessions.rules import SessionRules
+
+US = 1_000_000
+
+
+class Event(NamedTuple):
+    """One events row, reduced to what cutting needs (the regexes ran in Spark SQL)."""
+
+    ts: int  # event time, microseconds since the epoch (UTC)
+    topic: str
+    partition: int
+    offset: int
+    template_id: str
+    line_id: str | None = None  # host|source|file offset from the shipper: a re-sent line repeats it
+    marker: str = ""  # task kind: start | finish | exception | killed
+    tid: int | None = None  # task kind: the TID the line names
+    task_index: int | None = None  # task kind: the task index of a start line ("Running task 4.0")
+    hint: int | None = None  # task kind: a partition the line names (rdd_2_4 -> 4)
+    abnormal: bool = False  # WARN/ERROR/FATAL level or an exception: the papers' label rule
+    truth: bool | None = None  # ground truth carried by the line itself (BGL/Thunderbird alert)
+    task: str = ""  # task kind: "task 4.0 in stage 1.0 (TID 9)" on the start line
+
+
+@dataclass
+class Session:
+    """A session being built, then closed."""
+
+    name: str  # within its key: the block id, "TID 9", the window start
+    events: list[Event] = field(default_factory=list)
+    close_reason: str = ""
+    duplicates: int = 0
+    shared: int = 0  # events also given to another session (the paper's attach rule)
+    window_end: int | None = None
+    task: str = ""
+
+    @property
+    def start(self) -> int:
+        return self.events[0].ts
+
+    @property
+    def last(self) -> int:
+        return self.events[-1].ts
+
+    def add(self, ev: Event, shared: bool = False) -> None:
+        if ev.line_id is not None and any(e.line_id == ev.line_id for e in self.events[-64:]):
+            self.duplicates += 1  # the shipper re-sent a line it had sent (at-least-once)
+            return
+        self.events.append(ev)
+        self.shared += shared
+
+    def deadline(self, rules: SessionRules) -> int:
+        """The event time after which this session cannot grow."""
+        d = min(self.last + int(rules.idle_s * US), self.start + int(rules.max_duration_s * US))
+        return d if self.window_end is None else min(d, self.window_end - 1)
+
+    def deadline_reason(self, rules: SessionRules) -> str:
+        if self.window_end is not None and self.window_end - 1 <= self.deadline(rules):
+            return "window_end"
+        if self.last + int(rules.idle_s * US) <= self.start + int(rules.max_duration_s * US):
+            return "idle"
+        return "max_duration"
+
+
+def session_id(system: str, key: str, first: Event) -> str:
+    """Stable id: SHA-256 of system, key and the first event's Kafka coordinates."""
+    text = f"{system}\x1f{key}\x1f{first.topic}\x1f{first.partition}\x1f{first.offset}"
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def order(ev: Event) -> tuple[int, str, int, int]:
+    return (ev.ts, ev.topic, ev.partition, ev.offset)
+
+
+class Sessionizer:
+    """The sessions of one key. ``advance`` with new events and the watermark; ``to_state`` and
+    ``from_state`` move it in and out of Spark's state store (plain JSON-able values)."""
+
+    def __init__(self, rules: SessionRules, key: str) -> None:
+        self.rules = rules
+        self.key = key
+        self.pending: list[Event] = []
+        self.open: dict[str, Session] = {}
+        self.final_until = -(2**62)  # events at or below this time have been folded
+        self.unattributed = 0
+
+    # -- the fold -------------------------------------------------------------------------
+    def advance(self, events: list[Event], watermark_us: int) -> tuple[list[Session], list[Event]]:
+        """Take new events, fold those that are final at ``watermark_us``; return the sessions
+        that closed and the events that came too late (at or below what was already folded)."""
+        late = [e for e in events if e.ts <= self.final_until]
+        self.pending.extend(e for e in events if e.ts > self.final_until)
+        closed: list[Session] = []
+        if watermark_us > self.final_until:
+            self.pending.sort(key=order)
+            cut = 0
+            while cut < len(self.pending) and self.pending[cut].ts <= watermark_us:
+                cut += 1
+            for ev in self.pending[:cut]:
+                closed.extend(self._expire(ev.ts - 1))
+                closed.extend(self._feed(ev))
+            del self.pending[:cut]
+            closed.extend(self._expire(watermark_us))
+            self.final_until = watermark_us
+        return closed, late
+
+    def close_all(self, reason: str = "end_of_input") -> list[Session]:
+        """Fold what is pending regardless of the watermark and close every open session."""
+        closed, _ = self.advance([], max([self.final_until, *(e.ts for e in self.pending)]))
+        for s in self.open.values():
+            s.close_reason = reason
+        closed.extend(self.open.values())
+        self.open.clear()
+        return closed
+
+    def next_timeout_us(self) -> int | None:
+        """The event time at which this key needs to run again without new events: when the
+        watermark passes its first pending event or an open session's deadline."""
+        times = [min(e.ts for e in self.pending)] if self.pending else []
+        times += [s.deadline(self.rules) for s in self.open.values()]
+        return min(times) if times else None
+
+    def _expire(self, now_us: int) -> list[Session]:
+        done = [name for name, s in self.open.items() if s.deadline(self.rules) <= now_us]
+        out = []
+        for name in done:
+            s = self.open.pop(name)
+            s.close_reason = s.deadline_reason(self.rules)
+            out.append(s)
+        return out
+
+    def _close(self, name: str, reason: str) -> list[Session]:
+        s = self.open.pop(name)
+        s.close_reason = reason
+        return [s]
+
+    def _feed(self, ev: Event) -> list[Session]:
+        kind = self.rules.kind
+        if kind == "task":
+            return self._feed_task(ev)
+        if kind == "window":
+            start = ev.ts - ev.ts % int(self.rules.window_s * US)
+            name = str(start)
+            closed = []
+            for other in [n for n in self.open if n != name]:  # an older window: ended
+                closed += self._close(other, "window_end")
+            s = self.open.get(name)
+            if s is None:
+                s = self.open[name] = Session(name, window_end=start + int(self.rules.window_s * US))
+            s.add(ev)
+            if self.rules.window_lines and len(s.events) >= self.rules.window_lines:
+                closed += self._close(name, "max_lines")
+                # the rest of this time window starts a new session (its first event names it)
+            elif len(s.events) >= self.rules.max_events:
+                closed += self._close(name, "max_events")
+            return closed
+        # block / application: one session at a time per key
+        s = self.open.get(self.key)
+        if s is None:
+            s = self.open[self.key] = Session(self.key)
+        s.add(ev)
+        if len(s.events) >= self.rules.max_events:
+            return self._close(self.key, "max_events")
+        return []
+
+    def _feed_task(self, ev: Event) -> list[Session]:
+        closed: list[Session] = []
+        if ev.marker == "start" and ev.tid is not None:
+            name = f"TID {ev.tid}"
+            if name in self.open:  # a second start for an open TID: the first never ended
+                closed += self._close(name, "restarted")
+            self.open[name] = Session(name, task=ev.task)
+            self.open[name].add(ev)
+            return closed
+        targets: list[str]
+        if ev.tid is not None:
+            targets = [f"TID {ev.tid}"] if f"TID {ev.tid}" in self.open else []
+        elif self.rules.attach == "hints" and ev.hint is not None and \
+                len(by_index := [n for n, s in self.open.items() if _index(s) == ev.hint]) == 1:
+            targets = by_index
+        else:
+            targets = list(self.open)
+        if not targets:
+            self.unattributed += 1
+            return closed
+        for name in targets:
+            s = self.open[name]
+            s.add(ev, shared=len(targets) > 1)
+            if ev.marker in ("finish", "exception", "killed") and ev.tid is not None:
+                closed += self._close(name, {"finish": "finished"}.get(ev.marker, ev.marker))
+            elif len(s.events) >= self.rules.max_events:
+                closed += self._close(name, "max_events")
+        return closed
+
+    # -- state ----------------------------------------------------------------------------
+    def to_state(self) -> dict[str, Any]:
+        return {"p": [list(e) for e in self.pending], "f": self.final_until, "u": self.unattributed,
+                "o": [[s.name, [list(e) for e in s.events], s.duplicates, s.shared, s.window_end, s.task]
+                      for s in self.open.values()]}
+
+    @classmethod
+    def from_state(cls, rules: SessionRules, key: str, state: dict[str, Any]) -> Sessionizer:
+        z = cls(rules, key)
+        z.pending = [Event(*e) for e in state["p"]]
+        z.final_until = state["f"]
+        z.unattributed = state["u"]
+        for name, events, dups, shared, window_end, task in state["o"]:
+            z.open[name] = Session(name, [Event(*e) for e in events], "", dups, shared, window_end, task)
+        return z
+
+
+def _index(s: Session) -> int | None:
+    return s.events[0].task_index if s.events else None
+
+
+def summarize(system: str, key: str, s: Session) -> dict[str, Any]:
+    """A closed session as a ``sessions`` row (without the ground-truth label, joined later)."""
+    ev = s.events
+    rule_event = next((i for i, e in enumerate(ev) if e.abnormal), None)
+    truths = [e.truth for e in ev if e.truth is not None]
+    truth_event = next((i for i, e in enumerate(ev) if e.truth), None)
+    return {
+        "session_id": session_id(system, f"{key}|{s.name}", ev[0]),
+        "system": system, "key": key, "name": s.name, "task": s.task or None,
+        "start_us": ev[0].ts, "end_us": ev[-1].ts, "n_events": len(ev),
+        "template_ids": [e.template_id for e in ev],
+        "event_us": [e.ts for e in ev],
+        "topics": [e.topic for e in ev], "partitions": [e.partition for e in ev],
+        "offsets": [e.offset for e in ev],
+        "close_reason": s.close_reason, "duplicates": s.duplicates, "shared_events": s.shared,
+        "rule_label": int(rule_event is not None), "rule_event": rule_event,
+        "truth_label": (int(any(truths)) if truths else None), "truth_event": truth_event,
+    }

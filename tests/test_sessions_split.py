@@ -1,0 +1,167 @@
+"""Tier 1: the session state machine without Spark (Task workflows, blocks, windows, lateness)."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from logad.errors import ConfigError
+from logad.sessions.rules import SessionRules, rules_for
+from logad.sessions.split import US, Event, Sessionizer, summarize
+
+T0 = 1_500_000_000 * US
+
+
+def ev(sec: float, off: int, **kw) -> Event:
+    return Event(T0 + int(sec * US), "t", 0, off, kw.pop("tpl", "x"), **kw)
+
+
+def task_lines() -> list[Event]:
+    """Two tasks interleaved in one executor log, as Spark writes them."""
+    return [
+        ev(0, 0, marker="start", tid=1, task_index=0, task="0.0 in stage 0.0 (TID 1)"),
+        ev(0, 1, marker="start", tid=2, task_index=1, task="1.0 in stage 0.0 (TID 2)"),
+        ev(1, 2, tpl="broadcast"),  # names no task
+        ev(1, 3, tpl="found", hint=1),  # "Found block rdd_2_1 locally": partition 1 -> TID 2
+        ev(2, 4, marker="finish", tid=1),
+        ev(3, 5, tpl="warn", abnormal=True),  # only TID 2 open now
+        ev(4, 6, marker="exception", tid=2, abnormal=True),
+        ev(5, 7, tpl="idle"),  # no task open: the executor's own line
+        ev(6, 8, marker="start", tid=3, task_index=0, task="0.0 in stage 1.0 (TID 3)"),
+        ev(7, 9, tpl="work", tid=3),
+    ]
+
+
+def cut(rules: SessionRules, events: list[Event], key: str = "k", close: bool = True):
+    z = Sessionizer(rules, key)
+    closed, late = z.advance(events, max(e.ts for e in events))
+    if close:
+        closed += z.close_all()
+    return {s.name: s for s in closed}, late, z
+
+
+def test_task_workflows_open_and_close_where_spark_says():
+    sessions, late, z = cut(rules_for("spark"), task_lines())
+    assert late == []
+    t1, t2, t3 = sessions["TID 1"], sessions["TID 2"], sessions["TID 3"]
+    assert [e.offset for e in t1.events] == [0, 2, 4] and t1.close_reason == "finished"
+    # hints: the rdd partition line goes to the task with that index only
+    assert [e.offset for e in t2.events] == [1, 2, 3, 5, 6] and t2.close_reason == "exception"
+    assert t1.task == "0.0 in stage 0.0 (TID 1)"
+    assert [e.offset for e in t3.events] == [8, 9] and t3.close_reason == "end_of_input"
+    assert z.unattributed == 1  # the line while no task was open
+    row = summarize("spark", "h|f", t2)
+    assert row["rule_label"] == 1 and row["rule_event"] == 3  # the WARN line, 4th of TID 2
+    assert summarize("spark", "h|f", t1)["rule_label"] == 0
+
+
+def test_the_papers_rule_gives_unnamed_lines_to_every_open_task():
+    sessions, _, _ = cut(rules_for("spark", attach="paper"), task_lines())
+    assert [e.offset for e in sessions["TID 1"].events] == [0, 2, 3, 4]
+    assert sessions["TID 1"].shared == 2 and sessions["TID 2"].shared == 2
+
+
+def test_a_task_that_never_finishes_closes_at_the_threshold():
+    rules = rules_for("spark", max_duration_s=10, idle_s=5)
+    events = [ev(0, 0, marker="start", tid=1, task_index=0), ev(3, 1, tid=1),
+              ev(0, 2, marker="start", tid=2, task_index=1)] + [ev(s, 10 + s, tid=2) for s in range(1, 14, 2)]
+    z = Sessionizer(rules, "k")
+    closed, _ = z.advance(events, T0 + 7 * US)
+    assert [s.name for s in closed] == []  # TID 1 idle since 3 s: deadline 8 s, not yet
+    closed, _ = z.advance([], T0 + 8 * US)
+    assert [(s.name, s.close_reason) for s in closed] == [("TID 1", "idle")]
+    closed, _ = z.advance([], T0 + 20 * US)
+    assert [(s.name, s.close_reason) for s in closed] == [("TID 2", "max_duration")]
+    assert z.next_timeout_us() is None
+
+
+def test_micro_batch_boundaries_and_arrival_order_do_not_change_the_sessions():
+    """The stream's promise: any split into batches, any order within the watermark, state saved
+    and restored between batches -> exactly the batch result."""
+    rng = random.Random(7)
+    rules = rules_for("hdfs", idle_s=5, max_events=6)
+    events = []
+    t = 0.0
+    for i in range(400):
+        t += rng.choice([0, 0, 0.5, 1, 2, 7])
+        events.append(ev(t, i, tpl=f"e{i % 5}"))
+    expected, _ = Sessionizer(rules, "k").advance(events, events[-1].ts)
+    expected_ids = sorted((s.close_reason, tuple(e.offset for e in s.events)) for s in expected)
+    assert {r for r, _ in expected_ids} >= {"idle", "max_events"}
+    for trial in range(5):
+        lateness = 3 * US
+        z = Sessionizer(rules, "k")
+        got, held, watermark, i = [], [], T0 - US, 0
+        while True:
+            step = rng.randint(1, 40)
+            batch = held + events[i:i + step]
+            i += step
+            # some lines come a batch later (out of order, but still above the watermark)
+            held = [e for e in batch if e.ts > watermark + lateness and rng.random() < 0.3]
+            batch = [e for e in batch if e not in held] if i < len(events) else batch
+            rng.shuffle(batch)
+            closed, late = z.advance(batch, watermark)
+            assert late == []
+            got += closed
+            z = Sessionizer.from_state(rules, "k", json.loads(json.dumps(z.to_state())))  # restart
+            seen_max = max(e.ts for e in events[:i] if e not in held)
+            watermark = seen_max - lateness
+            if i >= len(events):
+                closed, _ = z.advance([], watermark)
+                got += closed
+                break
+        got_ids = sorted((s.close_reason, tuple(e.offset for e in s.events)) for s in got)
+        # what the batch closes by the same final watermark
+        zb = Sessionizer(rules, "k")
+        closed_b, _ = zb.advance(events, watermark)
+        assert got_ids == sorted((s.close_reason, tuple(e.offset for e in s.events)) for s in closed_b), trial
+    assert len(expected_ids) > 50
+
+
+def test_a_line_later_than_the_watermark_is_returned_as_late_not_dropped():
+    z = Sessionizer(rules_for("hdfs", idle_s=5), "blk_1")
+    z.advance([ev(0, 0), ev(10, 1)], T0 + 9 * US)
+    closed, late = z.advance([ev(3, 2), ev(11, 3)], T0 + 12 * US)
+    assert [e.offset for e in late] == [2]
+    assert [e.offset for s in z.close_all() for e in s.events] == [1, 3]
+
+
+def test_a_resent_line_is_counted_as_a_duplicate_once():
+    a = ev(0, 0, line_id="h|f|0")
+    b = ev(1, 1, line_id="h|f|100")
+    again = ev(1, 7, line_id="h|f|100")  # the shipper sent it twice: another Kafka offset
+    sessions, _, _ = cut(rules_for("hdfs"), [a, b, again])
+    s = sessions["k"]
+    assert [e.offset for e in s.events] == [0, 1] and s.duplicates == 1
+
+
+def test_windows_cut_by_time_and_by_lines_with_the_alert_as_ground_truth():
+    rules = rules_for("bgl", window_s=60, window_lines=3)
+    events = [ev(s, i, truth=(i == 4)) for i, s in enumerate([0, 10, 20, 30, 59, 60, 61, 200])]
+    z = Sessionizer(rules, "R02-M1")
+    closed, _ = z.advance(events, max(e.ts for e in events))
+    got = [(s.close_reason, [e.offset for e in s.events]) for s in closed + z.close_all()]
+    assert got == [("max_lines", [0, 1, 2]), ("window_end", [3, 4]), ("window_end", [5, 6]),
+                   ("end_of_input", [7])]
+    window = summarize("bgl", "R02-M1", closed[1])
+    assert window["truth_label"] == 1 and window["truth_event"] == 1
+
+
+def test_session_ids_are_stable_and_distinct():
+    s1, _, _ = cut(rules_for("spark"), task_lines())
+    s2, _, _ = cut(rules_for("spark"), list(reversed(task_lines())))
+    ids = {n: summarize("spark", "h|f", s)["session_id"] for n, s in s1.items()}
+    assert ids == {n: summarize("spark", "h|f", s)["session_id"] for n, s in s2.items()}
+    assert len(set(ids.values())) == len(ids)
+
+
+@pytest.mark.parametrize("kw, word", [({"kind": "tasks"}, "kind"), ({"idle_s": 0}, "idle_s"),
+                                      ({"attach": "all"}, "attach"), ({"watermark": "soon"}, "watermark"),
+                                      ({"max_events": 0}, "max_events")])
+def test_bad_rules_name_the_setting(kw, word):
+    with pytest.raises(ConfigError, match=word):
+        SessionRules(**{"system": "x", "kind": "block", **kw})
+    with pytest.raises(ConfigError, match="known"):
+        rules_for("vms")
