@@ -99,10 +99,11 @@ def test_micro_batch_boundaries_and_arrival_order_do_not_change_the_sessions():
             batch = held + events[i:i + step]
             i += step
             # some lines come a batch later (out of order, but still above the watermark)
-            held = [e for e in batch if e.ts > watermark + lateness and rng.random() < 0.3]
+            newest = max(e.ts for e in events[:i])  # the next watermark stays below newest - lateness
+            held = [e for e in batch if e.ts > newest - lateness and rng.random() < 0.3]
             batch = [e for e in batch if e not in held] if i < len(events) else batch
             rng.shuffle(batch)
-            closed, late = z.advance(batch, watermark)
+            closed, late = z.advance(batch, watermark, arrived_at_us=watermark)
             assert late == []
             got += closed
             z = Sessionizer.from_state(rules, "k", json.loads(json.dumps(z.to_state())))  # restart
@@ -126,6 +127,10 @@ def test_a_line_later_than_the_watermark_is_returned_as_late_not_dropped():
     closed, late = z.advance([ev(3, 2), ev(11, 3)], T0 + 12 * US)
     assert [e.offset for e in late] == [2]
     assert [e.offset for s in z.close_all() for e in s.events] == [1, 3]
+    # a key whose state is gone (its session closed): late by the watermark it arrived under
+    fresh = Sessionizer(rules_for("hdfs", idle_s=5), "blk_1")
+    closed, late = fresh.advance([ev(3, 4), ev(13, 5)], T0 + 12 * US, arrived_at_us=T0 + 12 * US)
+    assert [e.offset for e in late] == [4] and closed == []
 
 
 def test_a_resent_line_is_counted_as_a_duplicate_once():

@@ -175,7 +175,7 @@ def _stateful(by_system: dict[str, SessionRules]):  # type: ignore[no-untyped-de
             events.extend(evs)
             hosts |= hs
         watermark_us = state.getCurrentWatermarkMs() * 1000
-        closed, late = z.advance(events, watermark_us)
+        closed, late = z.advance(events, watermark_us, arrived_at_us=watermark_us)
         if closed or late:
             yield _rows(system, skey, closed, late, sorted(hosts))
         timeout = z.next_timeout_us()

@@ -115,11 +115,15 @@ class Sessionizer:
         self.unattributed = 0
 
     # -- the fold -------------------------------------------------------------------------
-    def advance(self, events: list[Event], watermark_us: int) -> tuple[list[Session], list[Event]]:
+    def advance(self, events: list[Event], watermark_us: int,
+                arrived_at_us: int | None = None) -> tuple[list[Session], list[Event]]:
         """Take new events, fold those that are final at ``watermark_us``; return the sessions
-        that closed and the events that came too late (at or below what was already folded)."""
-        late = [e for e in events if e.ts <= self.final_until]
-        self.pending.extend(e for e in events if e.ts > self.final_until)
+        that closed and the events that came too late: at or below what this key already folded,
+        or (the stream passes the watermark they arrived under as ``arrived_at_us``) at or below
+        that watermark, Spark's own definition of late, which holds for keys whose state is gone."""
+        floor = self.final_until if arrived_at_us is None else max(self.final_until, arrived_at_us)
+        late = [e for e in events if e.ts <= floor]
+        self.pending.extend(e for e in events if e.ts > floor)
         closed: list[Session] = []
         if watermark_us > self.final_until:
             self.pending.sort(key=order)
