@@ -49,7 +49,7 @@ def test_spark_task_workflows_from_a_real_executor_log(spark):
         assert row.offsets == sorted(row.offsets) and row.task.endswith(f"(TID {tid})")
     # tasks really interleave in this log: some workflow holds lines between another's start and end
     spans = sorted((r.offsets[0], r.offsets[-1]) for r in got)
-    assert any(b0 < a1 for (_, a1), (b0, _) in zip(spans, spans[1:]))
+    assert any(b0 < a1 for (_, a1), (b0, _) in zip(spans, spans[1:], strict=False))
     # a partition hint sends "Found block rdd_2_4 locally" to the open task with index 4 only
     hinted = [i for i, ln in enumerate(lines) if "Found block rdd_2_" in ln]
     owners = {i: [r for r in got if i in r.offsets] for i in hinted}

@@ -4,6 +4,7 @@ restarted between chunks, against the batch sessionizer and the HDFS ground trut
 from __future__ import annotations
 
 import gzip
+import re
 from pathlib import Path
 
 import pytest
@@ -86,7 +87,7 @@ def test_hdfs_sessions_are_the_labelled_blocks_with_their_labels(spark, streamed
     assert {r.label_source for r in rows} == {"hdfs:HDFS_first20000.anomaly_label.csv.gz"}
     # every HDFS event that names a block is in its block's session, once
     assert sum(r.n_events for r in rows) == sum(
-        len(set(__import__("re").findall(r"blk_-?\d+", ln))) for ln in files["dn1"])
+        len(set(re.findall(r"blk_-?\d+", ln))) for ln in files["dn1"])
 
 
 def test_a_late_line_goes_to_rejects_and_a_restart_keeps_state(spark, streamed):

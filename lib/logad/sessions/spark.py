@@ -5,13 +5,14 @@
   the executors (block and application ids, task markers and TIDs, partition hints, the
   WARN/ERROR/exception rule, BGL alert flags).
 - :func:`start_sessions`: a streaming query over the ``events`` table. ``withWatermark`` on the
-  event time, ``groupBy(system, key).applyInPandasWithState`` with event-time timeouts: one
-  :class:`logad.sessions.split.Sessionizer` per key, its state (JSON) in Spark's state store and
-  checkpoint, so work spreads over executors by key and survives restarts. Closed sessions go to
+  event time, ``groupBy(system, bucket).applyInPandasWithState`` with event-time timeouts: one
+  :class:`logad.sessions.split.Sessionizer` per key, keys hashed into buckets (a Python call per
+  bucket, not per key), their state (JSON) in Spark's state store and checkpoint, so work spreads
+  over executors by key and survives restarts. Closed sessions go to
   the ``sessions`` table, lines that came later than the watermark to ``rejects``
   (``late_event``), each exactly once per micro-batch.
 - :func:`sessionize`: the batch sessionizer over an ``events`` snapshot (backfill, retraining):
-  ``groupBy(system, key).applyInPandas`` running the same Sessionizer with the watermark the
+  ``groupBy(system, bucket).applyInPandas`` running the same Sessionizer with the watermark the
   stream would have reached, so both give the same sessions (a test checks it on real data).
 
 Labels (:func:`with_labels`): ground truth when there is any (the line's own alert flag for
@@ -51,6 +52,7 @@ CUT_SCHEMA = (
     "close_reason string, duplicates int, shared_events int, rule_label int, rule_event int, "
     "truth_label int, truth_event int")
 STATE_SCHEMA = "blob string"
+BUCKETS = 64
 
 _TASK = r"task (\d+)\.\d+ in stage [\d.]+ \(TID (\d+)\)"
 _FAR_FUTURE_US = 7_258_118_400_000_000  # 2200-01-01: far, and still inside pandas' ns range
@@ -84,6 +86,9 @@ def session_events(events: DataFrame, rules: Sequence[SessionRules]) -> DataFram
         cond = F.col("system") == r.system
         key = F.when(cond, k) if key is None else key.when(cond, k)
     assert key is not None
+    # The task columns cost regexes per line: computed for task-kind systems only.
+    tasks = [r.system for r in by_system.values() if r.kind == "task"]
+    is_task = F.col("system").isin(*tasks) if tasks else F.lit(False)
     task = F.regexp_extract(content, _TASK, 0)
     tid = F.regexp_extract(content, r"\(TID (\d+)\)|\bTID (\d+)\b", 1)
     tid2 = F.regexp_extract(content, r"\bTID (\d+)\b", 1)
@@ -106,11 +111,14 @@ def session_events(events: DataFrame, rules: Sequence[SessionRules]) -> DataFram
             .select("system", "skey", "host", "ts",
                     F.unix_micros("ts").alias("ts_us"), "topic", "partition", "offset",
                     F.coalesce("template_id", F.lit("")).alias("template_id"), line_id.alias("line_id"),
-                    marker.alias("marker"),
-                    F.coalesce(F.nullif(tid, F.lit("")), F.nullif(tid2, F.lit(""))).cast("long").alias("tid"),
-                    F.when(marker == "start", F.regexp_extract(content, _TASK, 1).cast("long")).alias("index"),
-                    hint.cast("long").alias("hint"), abnormal.alias("abnormal"), truth.alias("truth"),
-                    F.when(marker == "start", F.regexp_extract(task, r"task (.*)", 1)).alias("task")))
+                    F.when(is_task, marker).otherwise("").alias("marker"),
+                    F.when(is_task, F.coalesce(F.nullif(tid, F.lit("")), F.nullif(tid2, F.lit("")))
+                           .cast("long")).alias("tid"),
+                    F.when(is_task & (marker == "start"),
+                           F.regexp_extract(content, _TASK, 1).cast("long")).alias("index"),
+                    F.when(is_task, hint.cast("long")).alias("hint"), abnormal.alias("abnormal"),
+                    truth.alias("truth"),
+                    F.when(is_task & (marker == "start"), F.regexp_extract(task, r"task (.*)", 1)).alias("task")))
 
 
 def _check(rules: Sequence[SessionRules]) -> dict[str, SessionRules]:
@@ -124,14 +132,19 @@ def _check(rules: Sequence[SessionRules]) -> dict[str, SessionRules]:
     return by_system
 
 
-def _events(pdf: pd.DataFrame) -> tuple[list[Event], set[str]]:
-    cols = [pdf[c].tolist() for c in EVENT_FIELDS]
-    out = []
-    for ts, topic, part, off, tid_, line, marker, tid, index, hint, abn, truth, task in zip(*cols, strict=True):
-        out.append(Event(int(ts), topic, int(part), int(off), tid_, _opt_str(line), marker,
+def _events(pdf: pd.DataFrame) -> dict[str, tuple[list[Event], set[str]]]:
+    """A group's rows as Events, by session key (in row order), with the hosts seen."""
+    cols = [pdf[c].tolist() for c in ("skey", "host", *EVENT_FIELDS)]
+    out: dict[str, tuple[list[Event], set[str]]] = {}
+    for skey, host, ts, topic, part, off, tid_, line, marker, tid, index, hint, abn, truth, task in zip(
+            *cols, strict=True):
+        evs, hosts = out.setdefault(skey, ([], set()))
+        evs.append(Event(int(ts), topic, int(part), int(off), tid_, _opt_str(line), marker,
                          _opt_int(tid), _opt_int(index), _opt_int(hint), bool(abn),
                          None if truth is None or truth != truth else bool(truth), task or ""))
-    return out, set(pdf["host"].dropna().tolist())
+        if host is not None and host == host:
+            hosts.add(host)
+    return out
 
 
 def _opt_int(v: Any) -> int | None:
@@ -142,9 +155,7 @@ def _opt_str(v: Any) -> str | None:
     return None if v is None or v != v else str(v)
 
 
-def _rows(system: str, key: str, closed: list[Any], late: list[Event], hosts: list[str]) -> pd.DataFrame:
-    import pandas as pd
-
+def _rows(system: str, key: str, closed: list[Any], late: list[Event], hosts: list[str]) -> list[dict[str, Any]]:
     rows = []
     for s in closed:
         row = summarize(system, key, s)
@@ -154,51 +165,73 @@ def _rows(system: str, key: str, closed: list[Any], late: list[Event], hosts: li
         rows.append({"kind": "late", "system": system, "key": key, "start_us": e.ts, "end_us": e.ts,
                      "n_events": 1, "topics": [e.topic], "partitions": [e.partition],
                      "offsets": [e.offset], "close_reason": "late_event", "hosts": hosts})
+    return rows
+
+
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    import pandas as pd
+
     names = [c.split()[0] for c in CUT_SCHEMA.split(", ")]
     return pd.DataFrame([[r.get(n) for n in names] for r in rows], columns=names, dtype=object)
 
 
 def _stateful(by_system: dict[str, SessionRules]):  # type: ignore[no-untyped-def]
-    """The ``applyInPandasWithState`` function (module-level closure: safe to ship)."""
+    """The ``applyInPandasWithState`` function: one group is a bucket of session keys, its state
+    every key's :class:`Sessionizer` (JSON). Buckets, not keys, because Spark calls Python once
+    per group: one call per HDFS block cost ~10 ms each (measured, ``bench/sessions.py``)."""
 
-    def cut(key: tuple[str, str], pdfs: Iterator[pd.DataFrame], state: Any) -> Iterator[pd.DataFrame]:
-        system, skey = key
+    def cut(key: tuple[str, int], pdfs: Iterator[pd.DataFrame], state: Any) -> Iterator[pd.DataFrame]:
+        system = key[0]
         rules = by_system[system]
-        if state.exists:
-            blob = json.loads(state.get[0])
-            z, hosts = Sessionizer.from_state(rules, skey, blob["z"]), set(blob["h"])
-        else:
-            z, hosts = Sessionizer(rules, skey), set()
-        events: list[Event] = []
+        saved = json.loads(state.get[0]) if state.exists else {}
+        new: dict[str, tuple[list[Event], set[str]]] = {}
         for pdf in pdfs:
-            evs, hs = _events(pdf)
-            events.extend(evs)
-            hosts |= hs
+            for skey, (evs, hosts) in _events(pdf).items():
+                have = new.setdefault(skey, ([], set()))
+                have[0].extend(evs)
+                have[1].update(hosts)
         watermark_us = state.getCurrentWatermarkMs() * 1000
-        closed, late = z.advance(events, watermark_us, arrived_at_us=watermark_us)
-        if closed or late:
-            yield _rows(system, skey, closed, late, sorted(hosts))
-        timeout = z.next_timeout_us()
-        if timeout is None:
+        rows: list[dict[str, Any]] = []
+        keep: dict[str, Any] = {}
+        timeouts = []
+        for skey in sorted(set(saved) | set(new)):
+            if skey in saved:
+                z = Sessionizer.from_state(rules, skey, saved[skey][0])
+                hosts = set(saved[skey][1])
+            else:
+                z, hosts = Sessionizer(rules, skey), set()
+            evs, more = new.get(skey, ([], set()))
+            hosts |= more
+            closed, late = z.advance(evs, watermark_us, arrived_at_us=watermark_us)
+            rows += _rows(system, skey, closed, late, sorted(hosts))
+            timeout = z.next_timeout_us()
+            if timeout is not None:
+                keep[skey] = [z.to_state(), sorted(hosts)]
+                timeouts.append(timeout)
+        if rows:
+            yield _frame(rows)
+        if not keep:
             state.remove()
         else:
-            state.update((json.dumps({"z": z.to_state(), "h": sorted(hosts)}),))
-            # Spark times a group out once the watermark is *past* the timestamp; the key must run
+            state.update((json.dumps(keep),))
+            # Spark times a group out once the watermark is *past* the timestamp; a key must run
             # when the watermark reaches the time (events at the watermark are final): one ms less.
-            state.setTimeoutTimestamp(max(-(-timeout // 1000) - 1, state.getCurrentWatermarkMs() + 1))
+            state.setTimeoutTimestamp(max(-(-min(timeouts) // 1000) - 1, state.getCurrentWatermarkMs() + 1))
 
     return cut
 
 
 def _batch_cut(by_system: dict[str, SessionRules], watermark_us: int, close_open: bool):  # type: ignore[no-untyped-def]
-    def cut(key: tuple[str, str], pdf: pd.DataFrame) -> pd.DataFrame:
-        system, skey = key
-        z = Sessionizer(by_system[system], skey)
-        events, hosts = _events(pdf)
-        closed, late = z.advance(events, watermark_us)
-        if close_open:
-            closed += z.close_all()
-        return _rows(system, skey, closed, late, sorted(hosts))
+    def cut(key: tuple[str, int], pdf: pd.DataFrame) -> pd.DataFrame:
+        system = key[0]
+        rows: list[dict[str, Any]] = []
+        for skey, (events, hosts) in sorted(_events(pdf).items()):
+            z = Sessionizer(by_system[system], skey)
+            closed, late = z.advance(events, watermark_us)
+            if close_open:
+                closed += z.close_all()
+            rows += _rows(system, skey, closed, late, sorted(hosts))
+        return _frame(rows)
 
     return cut
 
@@ -258,12 +291,21 @@ def read_labels(spark: SparkSession, warehouse: Warehouse) -> DataFrame | None:
     return None if table is None else spark.createDataFrame(table.to_pandas())
 
 
+def _bucketed(ev: DataFrame, buckets: int) -> Any:
+    from pyspark.sql import functions as F
+
+    if buckets < 1:
+        raise ConfigError(f"buckets must be >= 1, got {buckets}")
+    return ev.withColumn("bucket", F.pmod(F.xxhash64("skey"), F.lit(buckets)).cast("int")).groupBy(
+        "system", "bucket")
+
+
 def _watermark(rules: Sequence[SessionRules]) -> SessionRules:
     return max(rules, key=lambda r: r.watermark_us)
 
 
 def sessionize(events: DataFrame, rules: Sequence[SessionRules], labels: DataFrame | None = None,
-               close_open: bool = True) -> DataFrame:
+               close_open: bool = True, buckets: int = BUCKETS) -> DataFrame:
     """Batch sessions from an ``events`` snapshot: what the stream writes once it has read all of
     it, plus (``close_open``) the sessions still open at the end, as ``end_of_input``.
 
@@ -273,22 +315,25 @@ def sessionize(events: DataFrame, rules: Sequence[SessionRules], labels: DataFra
     from pyspark.sql import functions as F
 
     by_system = _check(rules)
-    ev = session_events(events, rules)
+    ev = session_events(events, rules).persist()  # read twice: the final watermark, then the cut
     first = ev.agg(F.max("ts_us")).first()
     max_us = None if first is None else first[0]
     if max_us is None:
         watermark_us = 0
     else:  # what Spark's watermark reaches: max event time (ms) minus the delay
         watermark_us = (max_us // 1000 - _watermark(rules).watermark_us // 1000) * 1000
-    cut = ev.groupBy("system", "skey").applyInPandas(_batch_cut(by_system, watermark_us, close_open),
+    cut = _bucketed(ev, buckets).applyInPandas(_batch_cut(by_system, watermark_us, close_open),
                                                      CUT_SCHEMA)
     return sessions_from_cut(cut, labels)
 
 
 def start_sessions(spark: SparkSession, warehouse: Warehouse, rules: Sequence[SessionRules],
                    trigger: str = "5 seconds", query_name: str = "sessions",
-                   starting_version: int = 0) -> StreamingQuery:
+                   starting_version: int = 0, buckets: int = BUCKETS) -> StreamingQuery:
     """Start the streaming query ``events`` -> ``sessions`` (+ late lines to ``rejects``).
+
+    Session keys are hashed into ``buckets`` state groups (spread over executors like any
+    shuffle); the number is part of the checkpoint's state layout: keep it for a checkpoint.
 
     Example:
         >>> q = start_sessions(spark, Warehouse("/data/logad"), [rules_for("hdfs")])  # doctest: +SKIP
@@ -310,7 +355,7 @@ def start_sessions(spark: SparkSession, warehouse: Warehouse, rules: Sequence[Se
           .withWatermark("ts", _watermark(rules).watermark)
           .withColumn("_late_guard", F.timestamp_micros(F.lit(_FAR_FUTURE_US)))
           .withWatermark("_late_guard", "0 seconds"))
-    cut = ev.groupBy("system", "skey").applyInPandasWithState(
+    cut = _bucketed(ev, buckets).applyInPandasWithState(
         _stateful(by_system), CUT_SCHEMA, STATE_SCHEMA, "append", GroupStateTimeout.EventTimeTimeout)
     outputs = {
         SESSIONS: (warehouse.table(SESSIONS),
