@@ -109,3 +109,64 @@ def test_rules_are_checked(spark, bad):
 
     with pytest.raises(ConfigError):
         sessionize(events_of(spark, ["x"], "h", "s"), bad)
+
+
+EXECUTOR_JOB = """
+import sys, time
+from pyspark.sql import SparkSession
+spark = (SparkSession.builder.master("local-cluster[1,2,1024]").appName("logad-sessions-test")
+         .config("spark.ui.enabled", "false").config("spark.driver.host", "127.0.0.1")
+         .config("spark.pyspark.python", sys.executable).getOrCreate())
+def work(i):
+    time.sleep(0.3 + 0.1 * (i % 3))
+    return i
+spark.sparkContext.parallelize(range(12), 12).map(work).count()
+print("APP", spark.sparkContext.applicationId)
+spark.stop()
+"""
+
+
+@pytest.mark.slow
+def test_workflows_from_an_executor_log_we_make(spark, tmp_path):
+    """A real Spark application, one executor with two cores: its own log interleaves two tasks
+    at a time; every task is one workflow from its Running to its Finished line."""
+    import os
+    import subprocess
+    import sys
+
+    import pyspark
+
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"}
+    out = subprocess.run([sys.executable, "-c", EXECUTOR_JOB], capture_output=True, text=True, env=env,
+                         timeout=300, check=True).stdout
+    app = re.search(r"APP (\S+)", out).group(1)
+    log = Path(pyspark.__file__).parent / "work" / app / "0" / "stderr"
+    lines = [ln for ln in log.read_text().splitlines() if re.match(r"\d{2}/\d{2}/\d{2} ", ln)]
+    got = sessionize(events_of(spark, lines, "127.0.0.1", str(log)), [rules_for("spark")]).collect()
+    assert sorted(r.name for r in got) == sorted(f"TID {i}" for i in range(12))
+    assert {r.close_reason for r in got} == {"finished"}
+    for r in got:
+        assert "Running task" in lines[r.offsets[0]] and "Finished task" in lines[r.offsets[-1]]
+    spans = sorted((r.offsets[0], r.offsets[-1]) for r in got)
+    overlapping = sum(b0 < a1 for (_, a1), (b0, _) in zip(spans, spans[1:], strict=False))
+    assert overlapping >= 3  # two cores: tasks really run, and log, at the same time
+
+
+def test_label_files_load_with_their_source(tmp_path):
+    from logad.errors import ConfigError
+    from logad.sessions.labels import read_label_file
+
+    hadoop = tmp_path / "hadoop_labels.csv"
+    hadoop.write_text("application_id,application_type,failure_type,label\n"
+                      "application_1_0011,PageRank,normal,Normal\napplication_1_0012,PageRank,machine_down,Anomaly\n")
+    t = read_label_file("hadoop", str(hadoop)).to_pylist()
+    assert [(r["key"], r["label"], r["label_source"]) for r in t] == [
+        ("application_1_0011", 0, "hadoop:hadoop_labels.csv"), ("application_1_0012", 1, "hadoop:hadoop_labels.csv")]
+    hdfs = read_label_file("hdfs", str(SAMPLES / "HDFS_first20000.anomaly_label.csv.gz"))
+    assert hdfs.num_rows == 1782 and sum(hdfs["label"].to_pylist()) == 43
+    bad = tmp_path / "bad.csv"
+    bad.write_text("BlockId,Label\nblk_1,Maybe\n")
+    with pytest.raises(ConfigError, match="Normal or Anomaly"):
+        read_label_file("hdfs", str(bad))
+    with pytest.raises(ConfigError, match="BlockId"):
+        read_label_file("hdfs", str(hadoop))

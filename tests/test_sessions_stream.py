@@ -55,9 +55,9 @@ def streamed(spark, broker, tmp_path_factory):
         run(start_ingest(spark, KafkaSource(broker.bootstrap, subscribe_pattern=rf"{prefix}\..*"), wh,
                          trigger="1 second"), once=True, settle_s=0)
         run(start_sessions(spark, wh, hdfs_rules, trigger="1 second", query_name="sessions_hdfs"),
-            once=True, settle_s=5)
+            once=True, settle_s=30)
         run(start_sessions(spark, wh, spark_rules, trigger="1 second", query_name="sessions_spark"),
-            once=True, settle_s=5)
+            once=True, settle_s=30)
     return wh, hdfs_rules, spark_rules, files
 
 
@@ -102,7 +102,7 @@ def test_a_late_line_goes_to_rejects_and_a_restart_keeps_state(spark, streamed):
     late = (events.orderBy("offset").limit(1).withColumn("offset", F.lit(10**9).cast("long")))
     append_batch(late, wh.table("events"), "test-late", 0)
     run(start_sessions(spark, wh, hdfs_rules, trigger="1 second", query_name="sessions_hdfs"), once=True,
-        settle_s=5)
+        settle_s=30)
     rejected = read_table(spark, wh.table(REJECTS)).where("reason = 'late_event'").collect()
     assert [(r.offset, r.stage) for r in rejected] == [(10**9, "sessions")]
     assert read_table(spark, wh.table(SESSIONS)).count() == before
