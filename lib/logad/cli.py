@@ -203,7 +203,8 @@ def cmd_sessions_run(a: argparse.Namespace) -> int:
 
     spark = get_spark("logad-sessions", master=a.master, engine=a.engine)
     warehouse = Warehouse(a.warehouse)
-    run(start_sessions(spark, warehouse, _session_rules(a), trigger=a.trigger), once=a.once)
+    run(start_sessions(spark, warehouse, _session_rules(a), trigger=a.trigger, query_name=a.query_name),
+        once=a.once)
     for name in (SESSIONS, REJECTS):
         print(table_summary(warehouse.table(name)))
     return 0
@@ -359,6 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
     sr = ss.add_parser("run", help="stream events into the sessions table (stateful, event time)")
     rules_args(sr)
     sr.add_argument("--trigger", default="5 seconds", help="micro-batch interval")
+    sr.add_argument("--query-name", default="sessions",
+                    help="names the checkpoint: one per query (e.g. one query per clock domain)")
     sr.add_argument("--once", action="store_true",
                     help="process what is there (and apply the final watermark), then stop")
     sr.set_defaults(func=cmd_sessions_run)
