@@ -107,3 +107,21 @@ def test_a_late_line_goes_to_rejects_and_a_restart_keeps_state(spark, streamed):
     assert [(r.offset, r.stage) for r in rejected] == [(10**9, "sessions")]
     assert read_table(spark, wh.table(SESSIONS)).count() == before
     assert newest is not None
+
+
+def test_the_cli_backfills_and_shows_sessions(spark, streamed, capsys):
+    from logad.cli import main
+    from logad.io.delta import read_table
+
+    wh, _, _, _ = streamed
+    argv = ["sessions", "backfill", "--warehouse", wh.root, "--system", "hdfs", "--idle-s", "60",
+            "--watermark", "30 seconds", "--closed-only", "--table", "hdfs_backfill"]
+    assert main(argv) == 0
+    assert main(argv) == 0  # a second backfill replaces the table, it does not append
+    backfill = read_table(spark, wh.table("hdfs_backfill"))
+    stream = read_table(spark, wh.table(SESSIONS)).where("system = 'hdfs'")
+    assert sorted(r.session_id for r in backfill.collect()) == sorted(r.session_id for r in stream.collect())
+    assert main(["sessions", "show", "--warehouse", wh.root, "--table", "hdfs_backfill"]) == 0
+    out = capsys.readouterr().out
+    assert f"{backfill.count():,} sessions" in out and "hdfs:HDFS_first20000.anomaly_label.csv.gz" in out
+    assert main(["sessions", "labels", "--warehouse", wh.root, "--system", "hdfs", "/nope.csv"]) == 2
