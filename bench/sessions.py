@@ -73,10 +73,13 @@ def main() -> None:
     wh = Warehouse(tempfile.mkdtemp(prefix="logad-bench-sessions-"))
     uri = wh.table("events")
     per_chunk = -(-reps // a.chunks)
+    copy = F.floor(F.col("offset") / per_rep)
+
+    def chunk(c: int):  # type: ignore[no-untyped-def]
+        return events.where((copy >= c * per_chunk) & (copy < (c + 1) * per_chunk))
+
     for c in range(a.chunks):
-        part = events.where((F.floor(F.col("offset") / per_rep) >= c * per_chunk)
-                            & (F.floor(F.col("offset") / per_rep) < (c + 1) * per_chunk))
-        append_batch(part, uri, "bench", c)
+        append_batch(chunk(c), uri, "bench", c)
 
     # ceiling: the state machine alone, one process
     pdf = session_events(read_table(spark, uri), rules).toPandas()
@@ -96,14 +99,11 @@ def main() -> None:
     # stream: one query, the chunks arriving one by one
     stream_wh = Warehouse(tempfile.mkdtemp(prefix="logad-bench-sessions-stream-"))
     s_uri = stream_wh.table("events")
-    first = events.where(F.floor(F.col("offset") / per_rep) < per_chunk)
-    append_batch(first, s_uri, "bench", 0)
+    append_batch(chunk(0), s_uri, "bench", 0)
     query = start_sessions(spark, stream_wh, rules, trigger="1 second")
     query.processAllAvailable()
     for c in range(1, a.chunks):
-        part = events.where((F.floor(F.col("offset") / per_rep) >= c * per_chunk)
-                            & (F.floor(F.col("offset") / per_rep) < (c + 1) * per_chunk))
-        append_batch(part, s_uri, "bench", c)
+        append_batch(chunk(c), s_uri, "bench", c)
         query.processAllAvailable()
     progress = [p for p in query.recentProgress if p["numInputRows"] > 0]
     query.stop()

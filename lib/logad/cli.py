@@ -184,14 +184,13 @@ def cmd_templates_evaluate(a: argparse.Namespace) -> int:
 
 
 def _session_rules(a: argparse.Namespace) -> list:  # type: ignore[type-arg]
-    from logad.sessions.rules import rules_for
+    from logad.sessions.rules import DEFAULTS, rules_for
 
     overrides = {k: v for k, v in (("idle_s", a.idle_s), ("max_duration_s", a.max_duration_s),
                                    ("max_events", a.max_events), ("window_s", a.window_s),
                                    ("window_lines", a.window_lines), ("attach", a.attach),
                                    ("watermark", a.watermark)) if v is not None}
-    return [rules_for(system, **overrides) for system in (a.system or ["hdfs", "spark", "bgl",
-                                                                        "thunderbird", "hadoop"])]
+    return [rules_for(system, **overrides) for system in (a.system or DEFAULTS)]
 
 
 def cmd_sessions_run(a: argparse.Namespace) -> int:
@@ -342,9 +341,16 @@ def build_parser() -> argparse.ArgumentParser:
     ss = sub.add_parser("sessions", help="cut events into sessions: Spark Task workflows, HDFS blocks, "
                         "BGL windows, Hadoop applications").add_subparsers(dest="action", required=True)
 
-    def rules_args(p: argparse.ArgumentParser) -> None:
+    def spark_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--warehouse", default=".logad/warehouse", help="root of tables and checkpoints")
-        p.add_argument("--system", action="append", choices=["hdfs", "spark", "bgl", "thunderbird", "hadoop"],
+        p.add_argument("--master", default=None, help="Spark master for a local session")
+        p.add_argument("--engine", choices=["auto", "native", "embedded"], default=None)
+
+    def rules_args(p: argparse.ArgumentParser) -> None:
+        from logad.sessions.rules import DEFAULTS
+
+        spark_args(p)
+        p.add_argument("--system", action="append", choices=list(DEFAULTS),
                        help="systems to cut (repeatable; default all)")
         p.add_argument("--idle-s", type=float, help="close after this long without an event (event time)")
         p.add_argument("--max-duration-s", type=float, help="close this long after the first event")
@@ -354,8 +360,6 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--attach", choices=["hints", "paper"],
                        help="spark: where a line naming no task goes (default hints)")
         p.add_argument("--watermark", help="how late a line may come, e.g. '1 minute'")
-        p.add_argument("--master", default=None, help="Spark master for a local session")
-        p.add_argument("--engine", choices=["auto", "native", "embedded"], default=None)
 
     sr = ss.add_parser("run", help="stream events into the sessions table (stateful, event time)")
     rules_args(sr)
@@ -373,18 +377,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="leave out sessions still open at the end (what the stream would hold)")
     sb.set_defaults(func=cmd_sessions_backfill)
     sl = ss.add_parser("labels", help="load a data set's ground-truth label file into the labels table")
-    sl.add_argument("--warehouse", default=".logad/warehouse", help="root of tables and checkpoints")
+    spark_args(sl)
     sl.add_argument("--system", required=True, choices=["hdfs", "hadoop"])
     sl.add_argument("file", help="HDFS anomaly_label.csv (BlockId,Label) or Hadoop labels CSV")
-    sl.add_argument("--master", default=None)
-    sl.add_argument("--engine", choices=["auto", "native", "embedded"], default=None)
     sl.set_defaults(func=cmd_sessions_labels)
     sw = ss.add_parser("show", help="sessions by system, close reason and label")
-    sw.add_argument("--warehouse", default=".logad/warehouse", help="root of tables and checkpoints")
+    spark_args(sw)
     sw.add_argument("--table", default="sessions")
     sw.add_argument("--top", type=int, default=10)
-    sw.add_argument("--master", default=None)
-    sw.add_argument("--engine", choices=["auto", "native", "embedded"], default=None)
     sw.set_defaults(func=cmd_sessions_show)
 
     v = sub.add_parser("evaluate", help="P, R, F1, ROC-AUC of the models and baselines on a protocol")

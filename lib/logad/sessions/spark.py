@@ -90,8 +90,7 @@ def session_events(events: DataFrame, rules: Sequence[SessionRules]) -> DataFram
     tasks = [r.system for r in by_system.values() if r.kind == "task"]
     is_task = F.col("system").isin(*tasks) if tasks else F.lit(False)
     task = F.regexp_extract(content, _TASK, 0)
-    tid = F.regexp_extract(content, r"\(TID (\d+)\)|\bTID (\d+)\b", 1)
-    tid2 = F.regexp_extract(content, r"\bTID (\d+)\b", 1)
+    tid = F.regexp_extract(content, r"\bTID (\d+)\b", 1)  # "(TID 5)" and "TID 5" alike
     marker = (F.when(content.startswith("Running task "), "start")
               .when(content.startswith("Finished task "), "finish")
               .when(content.startswith("Exception in task "), "exception")
@@ -112,8 +111,7 @@ def session_events(events: DataFrame, rules: Sequence[SessionRules]) -> DataFram
                     F.unix_micros("ts").alias("ts_us"), "topic", "partition", "offset",
                     F.coalesce("template_id", F.lit("")).alias("template_id"), line_id.alias("line_id"),
                     F.when(is_task, marker).otherwise("").alias("marker"),
-                    F.when(is_task, F.coalesce(F.nullif(tid, F.lit("")), F.nullif(tid2, F.lit("")))
-                           .cast("long")).alias("tid"),
+                    F.when(is_task, F.nullif(tid, F.lit("")).cast("long")).alias("tid"),
                     F.when(is_task & (marker == "start"),
                            F.regexp_extract(content, _TASK, 1).cast("long")).alias("index"),
                     F.when(is_task, hint.cast("long")).alias("hint"), abnormal.alias("abnormal"),
