@@ -20,7 +20,7 @@ log = logging.getLogger("logad")
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("py4j", "urllib3"):
+    for noisy in ("py4j", "urllib3", "gensim", "petastorm"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -127,6 +127,31 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
                       batch_size=a.batch_size, attention_scale=not a.paper_attention)
     print(table(result))
     print(to_json(result))
+    return 0
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from logad.config import Warehouse
+    from logad.models.job import TrainJob, run_train
+    from logad.session import get_spark
+
+    job = TrainJob(system=a.system, table=a.table, version=a.version, model=a.model, unit=a.unit,
+                   window=a.window, split=a.split, train_fraction=a.train_fraction,
+                   valid_fraction=a.valid_fraction, seed=a.seed, epochs=a.epochs, batch_size=a.batch_size,
+                   lr=a.lr, patience=a.patience, embed_dim=a.embed_dim, repeats=a.repeats, max_len=a.max_len,
+                   num_processes=a.num_processes, use_gpu=a.use_gpu, label_sources=tuple(a.label_source or ()),
+                   models_dir=a.models_dir, resume=not a.no_resume)
+    spark = get_spark("logad-train", master=a.master, engine=a.engine)
+    s = run_train(spark, Warehouse(a.warehouse), job)
+    m = s["metrics"]
+    print(f"{s['model']} v{s['version']}: {s['artifact']}")
+    print(f"  data {s['data_version']}  code {s['code_version']}  best epoch {s['best_epoch'] + 1}  "
+          f"threshold {s['threshold']:.4f}  {s['seconds']:.0f} s")
+    for part in ("valid", "test", "prefix"):
+        if f"{part}_f1" in m:
+            print(f"  {part:<6} P {m[part + '_precision']:.4f}  R {m[part + '_recall']:.4f}  "
+                  f"F1 {m[part + '_f1']:.4f}  AUC {m[part + '_auc']:.4f}  "
+                  f"({m[part + '_sessions']:.0f} sessions, {m[part + '_anomalies']:.0f} abnormal)")
     return 0
 
 
@@ -386,6 +411,36 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--table", default="sessions")
     sw.add_argument("--top", type=int, default=10)
     sw.set_defaults(func=cmd_sessions_show)
+
+    tr = sub.add_parser("train", help="train a model from a pinned sessions version across Spark (TorchDistributor)")
+    spark_args(tr)
+    from logad.models.sequence import KINDS
+
+    tr.add_argument("--system", default="hdfs", help="sessions of this system (default hdfs)")
+    tr.add_argument("--table", default="sessions")
+    tr.add_argument("--version", type=int, help="the sessions table version (default the latest, recorded)")
+    tr.add_argument("--model", choices=list(KINDS), default="att_gru")
+    tr.add_argument("--unit", choices=["window", "session"], default="window",
+                    help="sliding windows (the paper's) or whole sessions")
+    tr.add_argument("--window", type=int, default=10)
+    tr.add_argument("--split", choices=["session", "time"], default="session",
+                    help="by session hash (unseen sessions in test) or chronological (earliest trains)")
+    tr.add_argument("--train-fraction", type=float, default=0.6)
+    tr.add_argument("--valid-fraction", type=float, default=0.2)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--epochs", type=int, default=30)
+    tr.add_argument("--batch-size", type=int, default=2048, help="global; each process takes its share")
+    tr.add_argument("--lr", type=float, default=1e-3)
+    tr.add_argument("--patience", type=int, default=5, help="epochs without a better validation F1")
+    tr.add_argument("--embed-dim", type=int, default=32)
+    tr.add_argument("--repeats", action="store_true", help="collapse repeated events (count as input)")
+    tr.add_argument("--max-len", type=int, default=512)
+    tr.add_argument("--num-processes", type=int, default=2, help="TorchDistributor processes")
+    tr.add_argument("--use-gpu", action="store_true", help="one GPU per process (NCCL)")
+    tr.add_argument("--label-source", action="append", help="keep sessions labelled by this source (repeatable)")
+    tr.add_argument("--models-dir", help="where versioned models go (default <warehouse>/models)")
+    tr.add_argument("--no-resume", action="store_true", help="ignore a checkpoint of an interrupted run")
+    tr.set_defaults(func=cmd_train)
 
     v = sub.add_parser("evaluate", help="P, R, F1, ROC-AUC of the models and baselines on a protocol")
     v.add_argument("--protocol", choices=["hdfs-blocks", "hdfs-paper"], default="hdfs-blocks")

@@ -230,6 +230,17 @@ def write_table(df: DataFrame, table_uri: str) -> int | None:
     return append_batch(df, table_uri, f"logad-write-{uuid.uuid4().hex}", 0, mode="overwrite")
 
 
+def append_table(df: DataFrame, table_uri: str) -> int | None:
+    """Append the rows of ``df`` (a batch DataFrame) to the table, one commit (either engine).
+    Returns the rows written (None on the native engine)."""
+    if engines(df.sparkSession).delta == "native":
+        df.write.format("delta").mode("append").save(table_uri)
+        return None
+    import uuid
+
+    return append_batch(df, table_uri, f"logad-append-{uuid.uuid4().hex}", 0)
+
+
 def read_table(spark: SparkSession, table_uri: str, version: int | None = None) -> DataFrame:
     """A batch read of the table's snapshot (the latest, or ``version``)."""
     if engines(spark).delta == "native":

@@ -22,18 +22,20 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from logad.models.sequence import ModelConfig
-    from logad.models.train import Example, FitResult, TrainConfig
+    from logad.models.train import BatchSource, Example, FitResult, TrainConfig
 
 log = logging.getLogger(__name__)
 
 
-def train_on_rank(config: dict[str, Any], train: dict[str, Any], examples: list[tuple[list[int], int]],
-                  valid: list[tuple[list[int], int]], vectors: Any) -> dict[str, Any] | None:
+def train_on_rank(config: dict[str, Any], train: dict[str, Any], examples: Any,
+                  valid: list[tuple[list[int], int, list[int] | None, int | None]], vectors: Any) -> dict[str, Any] | None:
     """One rank's work; rank 0 returns weights, history, threshold and every rank's parameter
-    digest (so a caller can check that the ranks agree)."""
+    digest (so a caller can check that the ranks agree). ``examples`` is a list of
+    ``(events, label)`` or a :class:`logad.models.train.BatchSource` (petastorm, opened here)."""
     import hashlib
     import logging
     import os
+    import warnings
 
     import torch
     import torch.distributed as dist
@@ -41,15 +43,19 @@ def train_on_rank(config: dict[str, Any], train: dict[str, Any], examples: list[
     from logad.models.sequence import ModelConfig
     from logad.models.train import Example, TrainConfig, fit
 
+    warnings.filterwarnings("ignore", category=FutureWarning)  # petastorm on pyarrow 14: one per call
     logging.basicConfig(level=logging.INFO, format="%(asctime)s rank " + os.environ.get("RANK", "?")
                         + " %(name)s: %(message)s")
+    for noisy in ("petastorm", "gensim"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     use_cuda = torch.cuda.is_available()
     dist.init_process_group("nccl" if use_cuda else "gloo")
     try:
         rank = dist.get_rank()
         device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if use_cuda else "cpu")
-        result = fit(ModelConfig(**config), TrainConfig(**train), [Example(e, y) for e, y in examples],
-                     [Example(e, y) for e, y in valid],
+        source = examples if hasattr(examples, "batches") else [Example(e, y) for e, y in examples]
+        result = fit(ModelConfig(**config), TrainConfig(**train), source,
+                     [Example(*v) for v in valid],
                      None if vectors is None else torch.as_tensor(vectors, dtype=torch.float32), device)
         state = {k: v.detach().cpu() for k, v in result.model.state_dict().items()}
         digest = hashlib.sha256(b"".join(state[k].numpy().tobytes() for k in sorted(state))).hexdigest()
@@ -64,7 +70,7 @@ def train_on_rank(config: dict[str, Any], train: dict[str, Any], examples: list[
 
 
 def train_with_distributor(spark: SparkSession, config: ModelConfig, train: TrainConfig,
-                           examples: Sequence[Example], valid: Sequence[Example],
+                           examples: Sequence[Example] | BatchSource, valid: Sequence[Example],
                            vectors: np.ndarray | None = None, num_processes: int = 2,
                            use_gpu: bool = False, local_mode: bool | None = None) -> FitResult:
     """Train with TorchDistributor; ``local_mode`` defaults to True on a ``local`` master."""
@@ -80,8 +86,9 @@ def train_with_distributor(spark: SparkSession, config: ModelConfig, train: Trai
     log.info("TorchDistributor: %d processes, %s, %s mode", num_processes, "GPU" if use_gpu else "CPU",
              "local" if local_mode else "cluster")
     out = TorchDistributor(num_processes=num_processes, local_mode=local_mode, use_gpu=use_gpu).run(
-        train_on_rank, config.to_dict(), asdict(train), [(e.events, e.label) for e in examples],
-        [(e.events, e.label) for e in valid], None if vectors is None else vectors.tolist())
+        train_on_rank, config.to_dict(), asdict(train),
+        examples if hasattr(examples, "batches") else [(e.events, e.label) for e in examples],
+        [(e.events, e.label, e.counts, e.session) for e in valid], None if vectors is None else vectors.tolist())
     if not out or len(set(out["digests"])) != 1:
         raise RuntimeError(f"the ranks ended with different parameters: {out and out['digests']}")
     model = SequenceClassifier(config)

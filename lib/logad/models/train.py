@@ -20,10 +20,10 @@ import logging
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -57,10 +57,13 @@ class TrainConfig:
 
 @dataclass
 class Example:
-    """One training example: template indices (already mapped to vector rows) and a label."""
+    """One training example: template indices (already mapped to vector rows) and a label;
+    ``counts`` when the events are already collapsed runs (the run lengths)."""
 
     events: list[int]
     label: int
+    counts: list[int] | None = None
+    session: int | None = None  # windows of one session share it; validation scores its max
 
 
 @dataclass
@@ -78,8 +81,8 @@ def encode(examples: Sequence[Example], config: ModelConfig, max_len: int
     runs: list[list[int]] = []
     for ex in examples:
         events = list(ex.events)
-        counts = [1] * len(events)
-        if config.repeats:
+        counts = list(ex.counts) if ex.counts is not None else [1] * len(events)
+        if config.repeats and ex.counts is None:
             events, counts = collapse(events)
         seqs.append(events[-max_len:])
         runs.append(counts[-max_len:])
@@ -149,14 +152,57 @@ def best_threshold(labels: Sequence[int], scores: np.ndarray) -> float:
     return best
 
 
-def fit(config: ModelConfig, train: TrainConfig, examples: Sequence[Example],
+class BatchSource(Protocol):
+    """Training batches for one rank: how many examples there are across all ranks, how many of
+    each class (for the loss weights), and each epoch's ``steps`` batches of this rank's shard."""
+
+    size: int
+    label_counts: list[int]
+
+    def batches(self, epoch: int, steps: int, rank: int, world: int, batch_size: int
+                ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]]: ...
+
+    def close(self) -> None: ...
+
+
+class MemoryBatches:
+    """Batches from examples held in memory; each rank reads every ``world``-th example, shuffled
+    per epoch by the seed, cycling when its shard is shorter than ``steps`` batches."""
+
+    def __init__(self, examples: Sequence[Example], config: ModelConfig, max_len: int, seed: int = 0) -> None:
+        self.examples, self.config, self.max_len, self.seed = list(examples), config, max_len, seed
+        self.size = len(self.examples)
+        labels = [e.label for e in self.examples]
+        self.label_counts = [labels.count(c) for c in range(config.classes)]
+
+    def batches(self, epoch: int, steps: int, rank: int, world: int, batch_size: int
+                ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]]:
+        shard = self.examples[rank::world] or self.examples[:1]
+        order = torch.randperm(len(shard), generator=torch.Generator().manual_seed(self.seed + epoch))
+        for step in range(steps):
+            idx = order[(step * batch_size) % len(shard):][:batch_size]
+            yield encode([shard[int(i)] for i in idx], self.config, self.max_len)
+
+    def close(self) -> None:
+        pass
+
+
+def fit(config: ModelConfig, train: TrainConfig, examples: Sequence[Example] | BatchSource,
         valid: Sequence[Example], vectors: torch.Tensor | None = None,
         device: str | torch.device = "cpu") -> FitResult:
-    """Train a model; under ``torch.distributed`` each rank trains on its shard (DDP)."""
+    """Train a model; under ``torch.distributed`` each rank trains on its shard (DDP).
+
+    ``examples`` is a list of :class:`Example` or a :class:`BatchSource` (a petastorm reader in
+    :mod:`logad.models.job`). Validation runs on every rank over the same ``valid`` list.
+    """
     import torch.distributed as dist
 
     distributed = dist.is_available() and dist.is_initialized()
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+    source = (MemoryBatches(examples, config, train.max_len, train.seed)
+              if isinstance(examples, Sequence) else examples)
+    if not source.size:
+        raise LogadError("no training examples")
     torch.manual_seed(train.seed)  # the same initial weights on every rank
     model = SequenceClassifier(config, vectors).to(device)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=train.lr)
@@ -179,64 +225,86 @@ def fit(config: ModelConfig, train: TrainConfig, examples: Sequence[Example],
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=None if str(device) == "cpu" else [device])
     weight = None
     if train.balanced:
-        counts = torch.bincount(torch.tensor([e.label for e in examples], dtype=torch.long),
-                                minlength=config.classes).float()
+        counts = torch.tensor(source.label_counts, dtype=torch.float32)
         weight = (counts.sum() / (config.classes * counts.clamp(min=1))).to(device)  # (C,)
-    shard = list(examples)[rank::world]
     per_rank_batch = max(1, train.batch_size // world)
-    for epoch in range(start_epoch, train.epochs):
-        started = time.perf_counter()
-        order = torch.randperm(len(shard), generator=torch.Generator().manual_seed(train.seed + epoch))
-        model.train()
-        total, seen = 0.0, 0
-        steps = max(1, math.ceil(len(shard) / per_rank_batch))
-        if distributed:  # every rank must run the same number of steps (DDP all-reduces each)
-            n = torch.tensor([steps])
-            dist.all_reduce(n, op=dist.ReduceOp.MAX)
-            steps = int(n.item())
-        for step in range(steps):
-            idx = order[(step * per_rank_batch) % max(1, len(shard)):][:per_rank_batch]
-            batch = [shard[int(i)] for i in idx] or [shard[0]]
-            x, lengths, repeats, y = encode(batch, config, train.max_len)
-            logits, _ = net(x.to(device), lengths, None if repeats is None else repeats.to(device))
-            loss = torch.nn.functional.cross_entropy(logits, y.to(device), weight=weight)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.item()) * len(batch)
-            seen += len(batch)
-        scores = predict(model, valid, max_len=train.max_len)
-        m = metrics([e.label for e in valid], scores)
-        row = {"epoch": epoch, "loss": total / max(1, seen), "val_f1": m["f1"], "val_precision": m["precision"],
-               "val_recall": m["recall"], "seconds": time.perf_counter() - started}
-        history.append(row)
-        improved = m["f1"] > best_f1
-        if improved:
-            best_f1, best_epoch = m["f1"], epoch
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if rank == 0:
-            log.info("epoch %d/%d  loss %.4f  val P %.4f R %.4f F1 %.4f%s  (%.1fs)", epoch + 1,
-                     train.epochs, row["loss"], m["precision"], m["recall"], m["f1"],
-                     "  best" if improved else "", row["seconds"])
-            if train.checkpoint:
-                tmp = f"{train.checkpoint}.tmp"
-                torch.save({"config": config.to_dict(), "model": model.state_dict(),
-                            "optimizer": opt.state_dict(), "best": best_state, "epoch": epoch,
-                            "best_f1": best_f1, "best_epoch": best_epoch, "history": history}, tmp)
-                os.replace(tmp, train.checkpoint)
-        if epoch - best_epoch >= train.patience:
-            if rank == 0:
-                log.info("early stop: no better validation F1 for %d epochs", train.patience)
-            break
+    # the same number of steps on every rank (DDP all-reduces each one)
+    steps = max(1, math.ceil(source.size / (world * per_rank_batch)))
+    try:
+        for epoch in range(start_epoch, train.epochs):
+            started = time.perf_counter()
+            model.train()
+            total, seen = 0.0, 0
+            for x, lengths, repeats, y in source.batches(epoch, steps, rank, world, per_rank_batch):
+                logits, _ = net(x.to(device), lengths, None if repeats is None else repeats.to(device))
+                loss = torch.nn.functional.cross_entropy(logits, y.to(device), weight=weight)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += float(loss.item()) * len(y)
+                seen += len(y)
+            best_f1, best_epoch, stop = _end_epoch(model, opt, train, config, valid, history, epoch, best_f1,
+                                                   best_epoch, best_state, total / max(1, seen), seen * world, started, rank)
+            if stop:
+                break
+    finally:
+        source.close()
     model.load_state_dict(best_state)
-    threshold = best_threshold([e.label for e in valid], predict(model, valid, max_len=train.max_len)) if valid else 0.5
+    threshold = best_threshold(*session_max(valid, predict(model, valid, max_len=train.max_len))) if valid else 0.5
     return FitResult(model, best_epoch, history, threshold)
+
+
+def session_max(examples: Sequence[Example], scores: np.ndarray) -> tuple[list[int], np.ndarray]:
+    """Labels and scores per session when the examples are windows (``session`` set): a session
+    scores the max of its windows. Examples without a session stand for themselves."""
+    if not examples or examples[0].session is None:
+        return [e.label for e in examples], scores
+    keys = {s: i for i, s in enumerate(dict.fromkeys(e.session for e in examples))}
+    out = np.full(len(keys), -np.inf)
+    idx = np.asarray([keys[e.session] for e in examples])
+    np.maximum.at(out, idx, scores)
+    labels = [0] * len(keys)
+    for e, i in zip(examples, idx, strict=True):
+        labels[int(i)] = e.label
+    return labels, out
+
+
+def _end_epoch(model: SequenceClassifier, opt: torch.optim.Optimizer, train: TrainConfig, config: ModelConfig,
+               valid: Sequence[Example], history: list[dict[str, float]], epoch: int, best_f1: float,
+               best_epoch: int, best_state: dict[str, torch.Tensor], loss: float, seen: int, started: float,
+               rank: int) -> tuple[float, int, bool]:
+    """Validate, log, keep the best weights (in ``best_state``), checkpoint; True to stop early."""
+    labels, scores = session_max(valid, predict(model, valid, max_len=train.max_len))
+    m = metrics(labels, scores)
+    row = {"epoch": epoch, "loss": loss, "val_f1": m["f1"], "val_precision": m["precision"],
+           "val_recall": m["recall"], "examples": seen, "seconds": time.perf_counter() - started}
+    history.append(row)
+    improved = m["f1"] > best_f1
+    if improved:
+        best_f1, best_epoch = m["f1"], epoch
+        best_state.update({k: v.detach().clone() for k, v in model.state_dict().items()})
+    if rank == 0:
+        log.info("epoch %d/%d  loss %.4f  val P %.4f R %.4f F1 %.4f%s  (%d examples, %.1fs)", epoch + 1,
+                 train.epochs, loss, m["precision"], m["recall"], m["f1"], "  best" if improved else "",
+                 seen, row["seconds"])
+        if train.checkpoint:
+            tmp = f"{train.checkpoint}.tmp"
+            Path(train.checkpoint).parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"config": config.to_dict(), "model": model.state_dict(),
+                        "optimizer": opt.state_dict(), "best": best_state, "epoch": epoch,
+                        "best_f1": best_f1, "best_epoch": best_epoch, "history": history}, tmp)
+            os.replace(tmp, train.checkpoint)
+    stop = epoch - best_epoch >= train.patience
+    if stop and rank == 0:
+        log.info("early stop: no better validation F1 for %d epochs", train.patience)
+    return best_f1, best_epoch, stop
 
 
 def save_artifact(path: str | Path, result: FitResult, *, template_ids: Sequence[str],
                   vectors: np.ndarray, metrics_: dict[str, Any], data_version: object = None,
-                  code_version: str | None = None) -> Path:
-    """One file with everything scoring needs; plain tensors and lists (``weights_only`` safe)."""
+                  code_version: str | None = None, word_vectors: dict[str, np.ndarray] | None = None) -> Path:
+    """One file with everything scoring needs; plain tensors and lists (``weights_only`` safe).
+    ``word_vectors`` (word2vec's words) let scoring give a template unseen in training a vector."""
     from logad import __version__
 
     path = Path(path)
@@ -247,6 +315,10 @@ def save_artifact(path: str | Path, result: FitResult, *, template_ids: Sequence
         "weights": result.model.state_dict(),
         "template_ids": list(template_ids),
         "vectors": torch.from_numpy(np.asarray(vectors, dtype=np.float32)),
+        "words": sorted(word_vectors or {}),
+        "word_vectors": torch.from_numpy(np.stack([word_vectors[w] for w in sorted(word_vectors)]).astype(np.float32)
+                                         if word_vectors else np.zeros((0, len(vectors[0]) if len(vectors) else 0),
+                                                                       dtype=np.float32)),
         "threshold": float(result.threshold),
         "metrics": {k: float(v) for k, v in metrics_.items()},
         "history": result.history,
