@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from logad.errors import LogadError, explain
 
@@ -147,11 +148,69 @@ def cmd_train(a: argparse.Namespace) -> int:
     print(f"{s['model']} v{s['version']}: {s['artifact']}")
     print(f"  data {s['data_version']}  code {s['code_version']}  best epoch {s['best_epoch'] + 1}  "
           f"threshold {s['threshold']:.4f}  {s['seconds']:.0f} s")
+    if a.promote:
+        from logad.models.registry import promote
+
+        promote(Path(s["artifact"]).parents[2], s["model"], s["version"], "logad train --promote")
+        print(f"  promoted: {s['model']} v{s['version']} is what 'logad score' uses now")
     for part in ("valid", "test", "prefix"):
         if f"{part}_f1" in m:
             print(f"  {part:<6} P {m[part + '_precision']:.4f}  R {m[part + '_recall']:.4f}  "
                   f"F1 {m[part + '_f1']:.4f}  AUC {m[part + '_auc']:.4f}  "
                   f"({m[part + '_sessions']:.0f} sessions, {m[part + '_anomalies']:.0f} abnormal)")
+    return 0
+
+
+def cmd_promote(a: argparse.Namespace) -> int:
+    from logad.models.registry import info, promote
+
+    root = Path(a.models_dir or Path(a.warehouse) / "models")
+    path = promote(root, a.model, a.version, a.reason)
+    m = info(root, a.model, a.version).get("metrics", {})
+    print(f"{a.model} v{a.version} promoted ({path}); test F1 {m.get('test_f1', float('nan')):.4f}")
+    return 0
+
+
+def cmd_score(a: argparse.Namespace) -> int:
+    from logad.config import Warehouse
+    from logad.ingest import run
+    from logad.io.delta import table_summary
+    from logad.scoring import SCORES, ScoreStage, start_scoring
+    from logad.session import get_spark
+
+    spark = get_spark("logad-score", master=a.master, engine=a.engine)
+    warehouse = Warehouse(a.warehouse)
+    which = a.model_version if a.model_version in ("promoted", "latest") else int(a.model_version)
+    stage = ScoreStage(spark, warehouse, a.model, which, a.models_dir,
+                       None if a.no_alerts else a.bootstrap, a.alerts_topic, a.top_k)
+    try:
+        run(start_scoring(spark, warehouse, stage, trigger=a.trigger, query_name=a.query_name), once=a.once)
+    finally:
+        stage.close()
+    print(table_summary(warehouse.table(SCORES)))
+    print(f"{stage.alerts_sent} alerts sent" + (f" to {stage.alerts_topic}" if stage.alerts_topic else ""))
+    return 0
+
+
+def cmd_explain(a: argparse.Namespace) -> int:
+    from logad.config import Warehouse
+    from logad.scoring import explain
+    from logad.session import get_spark
+
+    spark = get_spark("logad-explain", master=a.master, engine=a.engine)
+    s, lines = explain(spark, Warehouse(a.warehouse), a.session_id, a.models_dir, a.top_k)
+    color = sys.stdout.isatty()
+    print(f"session {s['session_id']} ({s['system']} {s['key']}, hosts {', '.join(s['hosts'] or [])}) "
+          f"{s['start_ts']} .. {s['end_ts']}")
+    print(f"score {s['score']:.4f} (threshold {s['threshold']:.4f}) by {s['model']} v{s['model_version']}: "
+          f"{'ANOMALY' if s['is_anomaly'] else 'normal'}; {s['unseen_templates']} templates unseen in training")
+    for i, line, weight in lines:
+        if weight is not None:
+            mark = f">> {weight:5.3f} "
+            text = f"\033[1;31m{line}\033[0m" if color else line
+        else:
+            mark, text = " " * 9, line
+        print(f"{mark}{i:>4}  {text}")
     return 0
 
 
@@ -440,7 +499,37 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--label-source", action="append", help="keep sessions labelled by this source (repeatable)")
     tr.add_argument("--models-dir", help="where versioned models go (default <warehouse>/models)")
     tr.add_argument("--no-resume", action="store_true", help="ignore a checkpoint of an interrupted run")
+    tr.add_argument("--promote", action="store_true", help="promote the new version (what 'logad score' uses)")
     tr.set_defaults(func=cmd_train)
+
+    pr = sub.add_parser("promote", help="make a model version the one the stream scores with")
+    spark_args(pr)
+    pr.add_argument("--model", default="att_gru")
+    pr.add_argument("--version", type=int, required=True)
+    pr.add_argument("--models-dir", help="default <warehouse>/models")
+    pr.add_argument("--reason", default="logad promote")
+    pr.set_defaults(func=cmd_promote)
+
+    sc = sub.add_parser("score", help="score closed sessions as they arrive: scores table + alerts topic")
+    spark_args(sc)
+    sc.add_argument("--model", default="att_gru")
+    sc.add_argument("--model-version", default="promoted", help="promoted (default, swapped live), latest or N")
+    sc.add_argument("--models-dir", help="default <warehouse>/models")
+    sc.add_argument("--bootstrap", default="127.0.0.1:9092", help="Kafka for the alerts")
+    sc.add_argument("--alerts-topic", default="logad.alerts")
+    sc.add_argument("--no-alerts", action="store_true", help="only the scores table")
+    sc.add_argument("--top-k", type=int, default=5, help="events per alert, by attention weight")
+    sc.add_argument("--trigger", default="5 seconds")
+    sc.add_argument("--query-name", default="score")
+    sc.add_argument("--once", action="store_true", help="score what is there now, then stop")
+    sc.set_defaults(func=cmd_score)
+
+    ex = sub.add_parser("explain", help="a scored session's raw lines, the ones that weighed most highlighted")
+    spark_args(ex)
+    ex.add_argument("session_id")
+    ex.add_argument("--models-dir", help="default <warehouse>/models")
+    ex.add_argument("--top-k", type=int, default=5)
+    ex.set_defaults(func=cmd_explain)
 
     v = sub.add_parser("evaluate", help="P, R, F1, ROC-AUC of the models and baselines on a protocol")
     v.add_argument("--protocol", choices=["hdfs-blocks", "hdfs-paper"], default="hdfs-blocks")

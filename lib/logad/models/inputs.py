@@ -73,7 +73,7 @@ def _rows(pdf: pd.DataFrame, vocab: Mapping[str, int], unit: str, window: int, w
             pieces = [(events[-width:], counts[-width:])]
         for n, (ev, cn) in enumerate(pieces):
             out["session_id"].append(sid)
-            out["label"].append(int(label))
+            out["label"].append(None if label is None or pd.isna(label) else int(label))
             out["window"].append(n)
             out["x"].append(ev + [0] * (width - len(ev)))
             out["length"].append(len(ev))
@@ -82,13 +82,14 @@ def _rows(pdf: pd.DataFrame, vocab: Mapping[str, int], unit: str, window: int, w
 
 
 def inputs(sessions: DataFrame, vocab: Mapping[str, int], *, unit: str = "window", window: int = 10,
-           max_len: int = 512, repeats: bool = False, prefix: bool = False) -> DataFrame:
+           max_len: int = 512, repeats: bool = False, prefix: bool = False, labelled: bool = True) -> DataFrame:
     """One row per window (``unit="window"``, ``window`` events, one step apart) or per session
     (its last ``max_len`` events), padded with 0 to one width; label = the session's label.
 
     ``prefix`` keeps only the events before ``label_event`` (the first line that defines the
     label), so a model cannot read the line that made the label; sessions with nothing before it
-    drop out. Unknown template ids map to :data:`logad.models.vectors.UNKNOWN`.
+    drop out. Unknown template ids map to :data:`logad.models.vectors.UNKNOWN`. ``labelled``
+    keeps labelled sessions only (training); scoring takes every session (label may be null).
     """
     from pyspark.sql import functions as F
 
@@ -108,7 +109,11 @@ def inputs(sessions: DataFrame, vocab: Mapping[str, int], *, unit: str = "window
         for pdf in pdfs:
             yield _rows(pdf, vocab, unit, window, width, repeats, prefix)
 
-    return sessions.where("label is not null").select(*cols).mapInPandas(build, INPUT_SCHEMA)  # type: ignore[arg-type]
+    if labelled:
+        sessions = sessions.where("label is not null")
+    elif "label" not in sessions.columns:
+        sessions = sessions.withColumn("label", F.lit(None).cast("int"))
+    return sessions.select(*cols).mapInPandas(build, INPUT_SCHEMA)  # type: ignore[arg-type]
 
 
 __all__ = ["INPUT_SCHEMA", "SPLITS", "inputs", "split"]

@@ -1,10 +1,12 @@
 """Scoring in Spark: a pandas UDF in the Iterator form over model inputs
 (:func:`logad.models.inputs.inputs`), the model loaded once per Python worker and batched.
 
-- :func:`score_udf` (artifact path) -> a UDF ``(x, length, repeats) -> P(abnormal)``; GPU when
-  the executor has one, else CPU.
-- :func:`score_inputs` adds ``score`` to an inputs DataFrame; :func:`session_scores` takes a
-  session's score as the max over its windows.
+- :class:`ModelRef`: which model a UDF scores with, by path or by its bytes in a Spark broadcast
+  (the stream broadcasts the artifact it validated, so executors cannot read another file), plus
+  the vectors of templates the model never saw (rows after its vocabulary, from their words).
+- :func:`score_udf` -> a UDF ``(x, length, repeats) -> P(abnormal)``; GPU when the executor has
+  one, else CPU. :func:`score_inputs` adds ``score``; :func:`session_scores` takes a session's
+  score as the max over its windows and remembers which window that was.
 
 Example:
     >>> scored = session_scores(score_inputs(inputs(sessions, vocab), "models/att_gru/v1/model.pt"))  # doctest: +SKIP
@@ -15,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Tuple  # noqa: UP035 (pyspark reads Tuple, not tuple)
 
 import pandas as pd  # at module level: pyspark resolves the UDF's type hints in these globals
@@ -24,26 +27,45 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_MODELS: dict[tuple[str, float, int], Any] = {}  # per Python worker: (path, mtime, size) -> model
+_MODELS: dict[str, Any] = {}  # per Python worker: model key -> (model, its own embedding matrix)
 
 
-def load_cached(path: str) -> Any:
-    """The artifact's model, loaded once per worker process (and again when the file changes)."""
+@dataclass(frozen=True)
+class ModelRef:
+    """A model for the UDF: ``path`` (read on the worker) or ``data`` (a broadcast of the file's
+    bytes) under ``key``; ``extra``: vectors (n, dim) for indices vocab_size .. vocab_size+n-1."""
+
+    key: str
+    path: str
+    data: Any = None  # pyspark Broadcast[bytes]
+    extra: Any = None  # numpy float32 (n, dim) or None
+
+
+def load_cached(ref: ModelRef | str) -> Any:
+    """The model, loaded once per worker process (a path is reloaded when the file changes), with
+    ``ref.extra`` appended to its template vectors for this call."""
     import torch
 
     from logad.models.train import load_artifact
 
-    st = os.stat(path) if os.path.exists(path) else None
-    key = (path, st.st_mtime if st else 0.0, st.st_size if st else -1)
-    if key not in _MODELS:
+    if isinstance(ref, str):
+        st = os.stat(ref) if os.path.exists(ref) else None
+        ref = ModelRef(f"{ref}:{st.st_mtime if st else 0}:{st.st_size if st else -1}", ref)
+    if ref.key not in _MODELS:
         device = "cuda" if torch.cuda.is_available() else "cpu"
+        model = load_artifact(ref.path, device, None if ref.data is None else ref.data.value)[0]
         _MODELS.clear()
-        _MODELS[key] = load_artifact(path, device)[0]
-        log.info("loaded model %s on %s", path, device)
-    return _MODELS[key]
+        _MODELS[ref.key] = (model, model.embed.weight.detach().clone())
+        log.info("loaded model %s on %s", ref.path, device)
+    model, base = _MODELS[ref.key]
+    weight = base if ref.extra is None or not len(ref.extra) else torch.cat(
+        [base, torch.as_tensor(ref.extra, dtype=base.dtype, device=base.device)])
+    if model.embed.weight.shape != weight.shape or not torch.equal(model.embed.weight, weight):
+        model.embed = torch.nn.Embedding.from_pretrained(weight, freeze=True, padding_idx=0)
+    return model
 
 
-def score_udf(artifact: str, batch_size: int = 4096) -> Any:
+def score_udf(ref: ModelRef | str, batch_size: int = 4096) -> Any:
     """A Scalar Iterator pandas UDF over ``(x, length, repeats)`` columns -> ``double`` score."""
     from pyspark.sql.functions import pandas_udf
 
@@ -52,7 +74,7 @@ def score_udf(artifact: str, batch_size: int = 4096) -> Any:
         import numpy as np
         import torch
 
-        model = load_cached(artifact)  # before the first batch: once per task at most
+        model = load_cached(ref)  # before the first batch: once per task at most
         device = next(model.parameters()).device
         for xs, lengths, reps in batches:
             out = np.zeros(len(xs), dtype=np.float64)
@@ -68,19 +90,20 @@ def score_udf(artifact: str, batch_size: int = 4096) -> Any:
     return score
 
 
-def score_inputs(rows: DataFrame, artifact: str, batch_size: int = 4096) -> DataFrame:
+def score_inputs(rows: DataFrame, ref: ModelRef | str, batch_size: int = 4096) -> DataFrame:
     """``rows`` with a ``score`` column (P(abnormal) per window or session)."""
-    udf = score_udf(artifact, batch_size)
+    udf = score_udf(ref, batch_size)
     cols: list[Column | str] = ["x", "length", "repeats"]
     return rows.withColumn("score", udf(*cols))
 
 
 def session_scores(scored: DataFrame) -> DataFrame:
-    """One row per session: its label and the max score over its windows."""
+    """One row per session: its label, the max score over its windows and that window's index."""
     from pyspark.sql import functions as F
 
     return scored.groupBy("session_id").agg(F.first("label").alias("label"), F.max("score").alias("score"),
+                                            F.max_by("window", "score").alias("top_window"),
                                             F.count("*").alias("windows"))
 
 
-__all__ = ["load_cached", "score_inputs", "score_udf", "session_scores"]
+__all__ = ["ModelRef", "load_cached", "score_inputs", "score_udf", "session_scores"]

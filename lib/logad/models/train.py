@@ -331,13 +331,17 @@ def save_artifact(path: str | Path, result: FitResult, *, template_ids: Sequence
     return path
 
 
-def load_artifact(path: str | Path, device: str | torch.device = "cpu") -> tuple[SequenceClassifier, dict[str, Any]]:
-    """The model (eval mode) and the artifact's other fields; clear errors for a bad file."""
+def load_artifact(path: str | Path, device: str | torch.device = "cpu", data: bytes | None = None
+                  ) -> tuple[SequenceClassifier, dict[str, Any]]:
+    """The model (eval mode) and the artifact's other fields; clear errors for a bad file.
+    ``data``: the file's bytes, already read (``path`` then only names it in errors)."""
+    import io
+
     path = Path(path)
-    if not path.exists():
+    if data is None and not path.exists():
         raise LogadError(f"no model artifact at {path}")
     try:
-        payload = torch.load(path, map_location=device, weights_only=True)
+        payload = torch.load(io.BytesIO(data) if data is not None else path, map_location=device, weights_only=True)
     except Exception as e:
         raise LogadError(f"the model artifact at {path} cannot be read ({e}); it is not a logad "
                          "model file or it is damaged") from e
