@@ -120,6 +120,53 @@ def cmd_ingest(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lab(a: argparse.Namespace) -> int:
+    import json
+    from typing import Any
+
+    from logad.errors import ConfigError
+    from logad.lab.corpus import LabConfig, run_lab
+    from logad.lab.faults import DEFAULT_RATES
+
+    rates = dict(DEFAULT_RATES)
+    for item in a.rate or []:
+        kind, _, value = item.partition("=")
+        try:
+            rates[kind] = float(value)
+        except ValueError:
+            raise ConfigError(f"--rate takes KIND=PROBABILITY, got {item!r}") from None
+    kw: dict[str, Any] = {}
+    if a.action == "run":
+        kw = {"workers": a.workers, "worker_cores": a.cores, "executor_cores": a.executor_cores,
+              "partitions": a.partitions}
+        if a.workloads:
+            kw["workloads"] = tuple(w.strip() for w in a.workloads.split(",") if w.strip())
+    manifest = run_lab(LabConfig(a.out, apps=a.apps, seed=a.seed, rates=rates, **kw))
+    print(json.dumps({"out": a.out, "apps": manifest["apps"], "seconds": manifest["seconds"],
+                      **manifest["stats"]}, indent=1))
+    return 0
+
+
+def cmd_lab_stats(a: argparse.Namespace) -> int:
+    import json
+
+    from logad.lab.corpus import corpus_stats, read_truth
+
+    rows = read_truth(a.corpus)
+    print(json.dumps(corpus_stats(Path(a.corpus), rows), indent=1))
+    return 0
+
+
+def cmd_lab_replay(a: argparse.Namespace) -> int:
+    import json
+
+    from logad.lab.corpus import replay
+
+    sent = replay(a.corpus, a.bootstrap, topic_prefix=a.topic_prefix)
+    print(json.dumps(sent, indent=1))
+    return 0
+
+
 def cmd_evaluate(a: argparse.Namespace) -> int:
     from logad.models.evaluate import evaluate, table, to_json
 
@@ -545,6 +592,34 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--paper-attention", action="store_true",
                    help="y = alpha x exactly as the paper writes it (default scales by the length)")
     v.set_defaults(func=cmd_evaluate)
+
+    lab = sub.add_parser("lab", help="the Spark lab: real Spark runs with injected faults -> a labelled "
+                         "corpus of executor logs").add_subparsers(dest="action", required=True)
+    for name, what in (("run", "run lab applications on a standalone cluster on 127.0.0.1"),
+                       ("corpus", "a labelled corpus of a chosen size, reproducible from --seed")):
+        lr = lab.add_parser(name, help=what)
+        lr.add_argument("--out", required=True, help="an empty folder for the corpus")
+        lr.add_argument("--apps", type=int, default=2, help="applications (~280 task attempts each)")
+        lr.add_argument("--seed", type=int, default=0)
+        lr.add_argument("--rate", action="append", metavar="KIND=P",
+                        help="fault rate, repeatable: exception, kill, executor_lost, oom, slow "
+                             "(per task), fetch_failure (per app), corrupt_record (per input file)")
+        if name == "run":
+            lr.add_argument("--workers", type=int, default=2)
+            lr.add_argument("--cores", type=int, default=2, help="cores per worker")
+            lr.add_argument("--executor-cores", type=int, default=2)
+            lr.add_argument("--partitions", type=int, default=12, help="partitions per stage")
+            lr.add_argument("--workloads", help="comma-separated; default all: etl_join, aggregate, "
+                            "cache_broadcast, skew, narrow_wide, shuffle_reuse, parse")
+        lr.set_defaults(func=cmd_lab)
+    ls_ = lab.add_parser("stats", help="a corpus's statistics: tasks, fault mix, lines, interleaving")
+    ls_.add_argument("corpus")
+    ls_.set_defaults(func=cmd_lab_stats)
+    lp = lab.add_parser("replay", help="ship a corpus's logs into Kafka, one host per worker")
+    lp.add_argument("corpus")
+    lp.add_argument("--bootstrap", default="127.0.0.1:19092")
+    lp.add_argument("--topic-prefix", default="logs")
+    lp.set_defaults(func=cmd_lab_replay)
 
     d = sub.add_parser("demo", help="run the pipeline end to end on bundled real logs")
     d.add_argument("--workdir", default=".logad/demo", help="broker state, tables, checkpoints")

@@ -8,6 +8,9 @@ Known files:
 - HDFS (LogHub): ``anomaly_label.csv`` with ``BlockId,Label`` (``Normal``/``Anomaly``).
 - Hadoop (LogHub): a CSV with ``application_id`` and ``label`` (``Normal``/``Anomaly``), as in
   ``hadoop_dev_labels.csv``.
+- Spark (the lab, :mod:`logad.lab.corpus`): ``truth.csv.gz`` with ``session_key`` and ``label``:
+  one row per task attempt, keyed ``<app-id>.exec-<id>|TID <n>`` (the executor log's file name
+  and the workflow's name), so a Task workflow finds its label wherever the log was shipped from.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_COLUMNS = {"hdfs": ("BlockId", "Label"), "hadoop": ("application_id", "label")}
+_COLUMNS = {"hdfs": ("BlockId", "Label"), "hadoop": ("application_id", "label"),
+            "spark": ("session_key", "label")}
 
 
 def read_label_file(system: str, path: str) -> pa.Table:
@@ -43,7 +47,7 @@ def read_label_file(system: str, path: str) -> pa.Table:
         raise ConfigError(f"label file {path} does not exist")
     raw = p.read_bytes()
     text = (gzip.decompress(raw) if path.endswith(".gz") else raw).decode("utf-8-sig")
-    rows = list(csv.DictReader(io.StringIO(text)))
+    rows = [r for r in csv.DictReader(io.StringIO(text)) if (r.get(key_col) or "").strip()]
     if not rows or key_col not in rows[0] or label_col not in rows[0]:
         raise ConfigError(f"{path}: a {system} label file needs the columns {key_col} and {label_col}")
     bad = [r[label_col] for r in rows if r[label_col].strip().lower() not in ("normal", "anomaly")]

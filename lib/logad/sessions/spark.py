@@ -255,9 +255,15 @@ def with_labels(sessions: DataFrame, labels: DataFrame | None) -> DataFrame:
     if labels is None:
         s = sessions.withColumn("_gt", F.lit(None).cast("int")).withColumn("_gt_src", F.lit(None).cast("string"))
     else:
-        lab = labels.select("system", "key", F.col("label").cast("int").alias("_gt"),
+        # A Task workflow's label row is keyed by its log file's name and its name ("TID 7"):
+        # the file's path differs with how it was shipped, its name does not.
+        task_key = F.concat(F.regexp_extract("key", r"([^/|]+?)\.log(?:\.gz)?$", 1), F.lit("|"), F.col("name"))
+        lkey = F.when(F.col("name").startswith("TID ") & F.col("key").rlike(r"\.log(\.gz)?$"), task_key
+                      ).otherwise(F.col("key"))
+        lab = labels.select("system", F.col("key").alias("_lkey"), F.col("label").cast("int").alias("_gt"),
                             F.col("label_source").alias("_gt_src"))
-        s = sessions.join(F.broadcast(lab), ["system", "key"], "left")
+        s = (sessions.withColumn("_lkey", lkey)
+             .join(F.broadcast(lab), ["system", "_lkey"], "left").drop("_lkey"))
     truth = F.col("truth_label").isNotNull()
     gt = F.col("_gt").isNotNull()
     return (s.withColumn("label", F.when(truth, F.col("truth_label")).when(gt, F.col("_gt"))
