@@ -126,8 +126,12 @@ def test_explain_prints_the_raw_lines_with_the_weighty_ones_marked(spark, scored
     out = capsys.readouterr().out
     file_lines = stream_file.read_text().splitlines()
     assert "ANOMALY" in out and f"v{a['model_version']}" in out
+    marked = [(float(line.split()[1]), line) for line in out.splitlines() if line.startswith(">> ")]
     for e in a["top_events"]:
-        assert f">> {e['weight']:5.3f} " in out and file_lines[e["offset"]] in out
+        # explain recomputes the weights for this session alone; the alert's came from a padded
+        # batch of the micro-batch's anomalies: equal up to float noise (0.4695 prints either way)
+        raw = file_lines[e["offset"]]
+        assert any(raw in line and abs(w - e["weight"]) < 2e-3 for w, line in marked), (raw, marked, e)
     assert main(["explain", "nope", "--warehouse", wh.root, "--models-dir", str(models)]) == 2
 
 
