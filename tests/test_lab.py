@@ -190,3 +190,24 @@ def test_the_sample_replays_into_kafka_as_many_hosts(broker, tmp_path):
     assert any(f"(TID {row['tid']})" in v and row["app_id"] in k for k, v in records)
     # stack traces travel with their line, as one record
     assert any(v.count("\n") > 3 and "ERROR Executor: Exception in task" in v for _, v in records)
+
+
+def test_the_spark_lab_protocol_splits_by_application_and_cuts_prefixes(spark):
+    from logad.models.evaluate import evaluate, lab_workflows, spark_lab
+
+    flows, texts = lab_workflows(SAMPLE)
+    apps = {a for a, _, _, _ in flows}
+    assert len(apps) == 3 and sum(y for _, _, y, _ in flows) >= 40 and len(texts) > 50
+    whole, cut = spark_lab(SAMPLE, seed=0), spark_lab(SAMPLE, seed=0, prefix=True)
+    assert len(whole.train) + len(whole.valid) + len(whole.test) == len(flows)
+    # by application: each part holds the workflows of exactly one application here (1/1/1)
+    sizes = sorted(len(p) for p in (whole.train, whole.valid, whole.test))
+    per_app = sorted(sum(a == x for a, _, _, _ in flows) for x in apps)
+    assert sizes == per_app
+    # the prefix protocol drops the error line and what follows, and only from workflows that have one
+    assert sum(len(s) for s, _ in cut.test) < sum(len(s) for s, _ in whole.test)
+    assert [y for _, y in cut.test] == [y for _, y in whole.test]
+    result = evaluate("spark-lab", SAMPLE, ["tree"], [0], epochs=1)
+    assert "split by application 1/1/1" in str(result["data"])
+    tree = result["models"]["tree"]  # type: ignore[index]
+    assert tree["f1"][0] > 0.6, tree  # the lab's labels are learnable from the logs

@@ -170,7 +170,11 @@ def cmd_lab_replay(a: argparse.Namespace) -> int:
 def cmd_evaluate(a: argparse.Namespace) -> int:
     from logad.models.evaluate import evaluate, table, to_json
 
-    result = evaluate(a.protocol, a.data, [m.strip() for m in a.models.split(",") if m.strip()],
+    data = a.data
+    if data is None:
+        data = (str(Path(__file__).resolve().parents[2] / "data" / "samples" / "spark_lab")
+                if a.protocol.startswith("spark-lab") else os.environ.get("LOGAD_DATA", "../shared/data"))
+    result = evaluate(a.protocol, data, [m.strip() for m in a.models.split(",") if m.strip()],
                       [int(s) for s in a.seeds.split(",")], a.epochs, a.unit, a.repeats,
                       batch_size=a.batch_size, attention_scale=not a.paper_attention)
     print(table(result))
@@ -579,9 +583,10 @@ def build_parser() -> argparse.ArgumentParser:
     ex.set_defaults(func=cmd_explain)
 
     v = sub.add_parser("evaluate", help="P, R, F1, ROC-AUC of the models and baselines on a protocol")
-    v.add_argument("--protocol", choices=["hdfs-blocks", "hdfs-paper"], default="hdfs-blocks")
-    v.add_argument("--data", default=os.environ.get("LOGAD_DATA", "../shared/data"),
-                   help="the shared data folder with HDFS/ (default $LOGAD_DATA or ../shared/data)")
+    v.add_argument("--protocol", choices=["hdfs-blocks", "hdfs-paper", "spark-lab", "spark-lab-prefix"],
+                   default="hdfs-blocks")
+    v.add_argument("--data", help="hdfs-*: the shared data folder with HDFS/ (default $LOGAD_DATA or "
+                   "../shared/data); spark-lab*: a lab corpus (default the committed data/samples/spark_lab)")
     v.add_argument("--models", default="pca,logreg,tree,att_gru,att_lstm,gru,lstm,transformer_gru")
     v.add_argument("--seeds", default="0,1,2", help="comma-separated; mean and spread over them")
     v.add_argument("--epochs", type=int, default=20)

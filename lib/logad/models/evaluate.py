@@ -11,6 +11,16 @@ Protocols (data under ``--data``, default ``$LOGAD_DATA`` or ``../shared/data``)
   171 anomalous, the natural ratio), parsed with our masking + Drain, one session per block,
   blocks split 60/20/20 into train / validation / test by seed, so every test block is unseen.
 
+- ``spark-lab``: Task workflows of a Spark lab corpus (``--data`` is the corpus folder; default
+  the committed sample ``data/samples/spark_lab``), labelled by the lab's ground truth (injected
+  faults and Spark's task end reasons, not by WARN/ERROR). The executor logs go through the
+  real pipeline (``ingest_files``: headers, masking + Drain templates; the batch sessionizer: one
+  workflow per TID) in a local Spark session; applications split 60/20/20 by seed, so every test
+  workflow comes from an application never seen in training.
+- ``spark-lab-prefix``: the same, each workflow cut before its first WARN/ERROR/exception line
+  (the line the papers' rule labels by), so a model must see the fault coming or see it without
+  the error line; faults that leave no such line keep their whole workflow.
+
 Units: ``session`` (the whole block sequence, up to ``max_len`` events) or ``window`` (sliding
 windows of ``config.window`` events carrying their session's label; a session scores the max of
 its windows), the paper's.
@@ -25,6 +35,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +45,7 @@ log = logging.getLogger(__name__)
 
 SEQUENCE_MODELS = ("att_gru", "att_lstm", "lstm", "gru", "transformer_gru")
 BASELINES = ("pca", "logreg", "tree")
-PROTOCOLS = ("hdfs-paper", "hdfs-blocks")
+PROTOCOLS = ("hdfs-paper", "hdfs-blocks", "spark-lab", "spark-lab-prefix")
 
 
 @dataclass
@@ -102,6 +113,72 @@ def hdfs_blocks(data: Path, seed: int) -> Split:
     anomalies = sum(labels[x] for x in blocks)
     return Split(part(blocks[:a]), part(blocks[a:b]), part(blocks[b:]), texts,
                  f"{len(blocks)} blocks ({anomalies} anomalous), split by block 60/20/20")
+
+
+_LAB_CACHE: dict[Path, tuple[list[tuple[str, list[str], int, int | None]], dict[str, str]]] = {}
+
+
+def lab_workflows(corpus: Path) -> tuple[list[tuple[str, list[str], int, int | None]], dict[str, str]]:
+    """(application, template ids, label, first WARN/ERROR/exception index) of every Task workflow
+    of a lab corpus, through ingest and the batch sessionizer, and the template texts."""
+    key = corpus.resolve()
+    if key in _LAB_CACHE:
+        return _LAB_CACHE[key]
+    import tempfile
+
+    from logad.config import Warehouse
+    from logad.ingest import ingest_files
+    from logad.io.delta import read_small, read_table
+    from logad.session import get_spark
+    from logad.sessions.labels import load_labels
+    from logad.sessions.rules import rules_for
+    from logad.sessions.spark import read_labels, sessionize
+    from logad.templates.stream import TEMPLATES
+
+    files = {str(p): p.parent.name for p in sorted(corpus.glob("logs/worker-*/*.log*"))}
+    if not files or not (corpus / "truth.csv.gz").exists():
+        raise LogadError(f"{corpus} is not a Spark lab corpus (logs/worker-*/ and truth.csv.gz): make one "
+                         "with `logad lab corpus`, or use the committed data/samples/spark_lab")
+    spark = get_spark("logad-evaluate", master="local[2]", conf={"spark.sql.shuffle.partitions": "4"})
+    with tempfile.TemporaryDirectory(prefix="logad-eval-") as tmp:
+        wh = Warehouse(str(Path(tmp) / "wh"))
+        ingest_files(spark, wh, files)
+        load_labels(spark, wh, "spark", str(corpus / "truth.csv.gz"))
+        sessions: Any = (sessionize(read_table(spark, wh.table("events")), [rules_for("spark")], read_labels(spark, wh))
+                    .where("label_source like 'spark:%'")
+                    .select("key", "template_ids", "label", "rule_event").toPandas())
+        table = read_small(spark, wh.table(TEMPLATES))
+        if table is None:
+            raise LogadError(f"ingest of {corpus} mined no templates")
+        texts = table.to_pandas()
+    out = []
+    for k, ids, label, cut in zip(sessions["key"], sessions["template_ids"], sessions["label"],
+                                  sessions["rule_event"], strict=True):
+        app = Path(k.split("|", 1)[1]).name.split(".exec-", 1)[0]
+        out.append((app, list(ids), int(label), None if cut is None or cut != cut else int(cut)))
+    out.sort()
+    _LAB_CACHE[key] = (out, dict(zip(texts["template_id"], texts["text"], strict=True)))
+    return _LAB_CACHE[key]
+
+
+def spark_lab(corpus: Path, seed: int, prefix: bool = False) -> Split:
+    flows, texts = lab_workflows(corpus)
+    apps = sorted({a for a, _, _, _ in flows})
+    if len(apps) < 3:
+        raise LogadError(f"{corpus} has {len(apps)} applications; a split by application needs at least 3")
+    random.Random(seed).shuffle(apps)
+    n = len(apps)
+    a = max(1, min(round(0.6 * n), n - 2))
+    b = max(a + 1, min(round(0.8 * n), n - 1))
+    parts = {x: 0 for x in apps[:a]} | {x: 1 for x in apps[a:b]} | {x: 2 for x in apps[b:]}
+    split: list[list[tuple[list[str], int]]] = [[], [], []]
+    for app, ids, label, cut in flows:
+        seq = ids[:cut] if prefix and cut else ids
+        split[parts[app]].append((seq, label))
+    anomalies = sum(y for _, _, y, _ in flows)
+    return Split(split[0], split[1], split[2], texts,
+                 f"{len(flows)} Task workflows ({anomalies} anomalous) of {len(apps)} lab applications, "
+                 f"split by application {a}/{b - a}/{len(apps) - b}" + (", cut before the first WARN/ERROR" if prefix else ""))
 
 
 def _windows(sessions: list[tuple[list[int], int]], window: int) -> tuple[list[tuple[list[int], int]], list[int]]:
@@ -182,7 +259,11 @@ def evaluate(protocol: str, data: str | Path, models: Sequence[str], seeds: Sequ
     """Run a protocol over seeds; mean and standard deviation per model and metric."""
     if protocol not in PROTOCOLS:
         raise LogadError(f"unknown protocol {protocol!r}: use {', '.join(PROTOCOLS)}")
-    load = hdfs_paper if protocol == "hdfs-paper" else hdfs_blocks
+    def load(root: Path, seed: int) -> Split:
+        if protocol.startswith("spark-lab"):
+            return spark_lab(root, seed, prefix=protocol == "spark-lab-prefix")
+        return hdfs_paper(root, seed) if protocol == "hdfs-paper" else hdfs_blocks(root, seed)
+
     runs: dict[str, list[dict[str, float]]] = {m: [] for m in models}
     note = ""
     for seed in seeds:
