@@ -3,7 +3,7 @@
 #   make test   run the test suite (ruff, mypy, pytest)
 # Both create .venv on first use. torch goes in first, from the CPU wheel on local disk when there
 # is one (an unpinned torch resolves to a multi-GB CUDA build); petastorm goes in last with
-# --no-deps (see pyproject.toml for why).
+# --no-deps, and so does drain3 (see pyproject.toml for why).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check "$(TORCH)"
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
-	$(BIN)/pip install -q --disable-pip-version-check --no-deps petastorm==0.13.1
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps petastorm==0.13.1 drain3==0.9.11
 	@touch $(STAMP)
 
 demo: $(STAMP)

@@ -12,8 +12,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from logad.errors import LogadError, explain
+
+if TYPE_CHECKING:
+    from logad.models.job import TrainJob
 
 log = logging.getLogger("logad")
 
@@ -184,15 +188,10 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
 def cmd_train(a: argparse.Namespace) -> int:
     from logad.config import Warehouse
-    from logad.models.job import TrainJob, run_train
+    from logad.models.job import run_train
     from logad.session import get_spark
 
-    job = TrainJob(system=a.system, table=a.table, version=a.version, model=a.model, unit=a.unit,
-                   window=a.window, split=a.split, train_fraction=a.train_fraction,
-                   valid_fraction=a.valid_fraction, seed=a.seed, epochs=a.epochs, batch_size=a.batch_size,
-                   lr=a.lr, patience=a.patience, embed_dim=a.embed_dim, repeats=a.repeats, max_len=a.max_len,
-                   num_processes=a.num_processes, use_gpu=a.use_gpu, label_sources=tuple(a.label_source or ()),
-                   models_dir=a.models_dir, resume=not a.no_resume)
+    job = _train_job(a)
     spark = get_spark("logad-train", master=a.master, engine=a.engine)
     s = run_train(spark, Warehouse(a.warehouse), job)
     m = s["metrics"]
@@ -209,6 +208,40 @@ def cmd_train(a: argparse.Namespace) -> int:
             print(f"  {part:<6} P {m[part + '_precision']:.4f}  R {m[part + '_recall']:.4f}  "
                   f"F1 {m[part + '_f1']:.4f}  AUC {m[part + '_auc']:.4f}  "
                   f"({m[part + '_sessions']:.0f} sessions, {m[part + '_anomalies']:.0f} abnormal)")
+    return 0
+
+
+def _train_job(a: argparse.Namespace) -> TrainJob:
+    from logad.models.job import TrainJob
+
+    return TrainJob(system=a.system, table=a.table, version=a.version, model=a.model, unit=a.unit,
+                    window=a.window, split=a.split, train_fraction=a.train_fraction,
+                    valid_fraction=a.valid_fraction, seed=a.seed, epochs=a.epochs, batch_size=a.batch_size,
+                    lr=a.lr, patience=a.patience, embed_dim=a.embed_dim, repeats=a.repeats, max_len=a.max_len,
+                    num_processes=a.num_processes, use_gpu=a.use_gpu, label_sources=tuple(a.label_source or ()),
+                    models_dir=a.models_dir, resume=not a.no_resume)
+
+
+def cmd_retrain(a: argparse.Namespace) -> int:
+    from logad.config import Warehouse
+    from logad.models.retrain import PromotionRule, run_retrain
+    from logad.session import get_spark
+
+    job = _train_job(a)
+    spark = get_spark("logad-retrain", master=a.master, engine=a.engine)
+    rule = PromotionRule.from_conf(spark, a.metric, a.max_drop)
+    r = run_retrain(spark, Warehouse(a.warehouse), job, rule, a.mlflow_uri, a.experiment, a.registered_model)
+    h = r["held_out"]
+    print(f"{r['model']} v{r['candidate_version']} {r['decision'].upper()}: {r['reason']}")
+    print(f"  held-out: {h['sessions']} {r['system']} sessions ({h['abnormal']} abnormal) neither model trained on")
+    for who, m in (("candidate", r["candidate_metrics"]), ("current", r["current_metrics"])):
+        if m:
+            v = r["candidate_version"] if who == "candidate" else r["current_version"]
+            print(f"  {who:<9} v{v}: P {m['precision']:.4f}  R {m['recall']:.4f}  F1 {m['f1']:.4f}  "
+                  f"AUC {m['auc']:.4f}")
+    ml = r["mlflow"]
+    print(f"  MLflow: {ml['tracking_uri']} run {ml['run_id']}, {ml['registered_model']} "
+          f"version {ml['registered_version']}{' (alias champion)' if r['decision'] == 'promoted' else ''}")
     return 0
 
 
@@ -400,6 +433,37 @@ def cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
+def train_args(tr: argparse.ArgumentParser, pinned: bool = True) -> None:
+    """The arguments of a training job (``logad train``, ``logad retrain``)."""
+    from logad.models.sequence import KINDS
+
+    tr.add_argument("--system", default="hdfs", help="sessions of this system (default hdfs)")
+    tr.add_argument("--table", default="sessions")
+    if pinned:
+        tr.add_argument("--version", type=int, help="the sessions table version (default the latest, recorded)")
+    tr.add_argument("--model", choices=list(KINDS), default="att_gru")
+    tr.add_argument("--unit", choices=["window", "session"], default="window",
+                    help="sliding windows (the paper's) or whole sessions")
+    tr.add_argument("--window", type=int, default=10)
+    tr.add_argument("--split", choices=["session", "time"], default="session",
+                    help="by session hash (unseen sessions in test) or chronological (earliest trains)")
+    tr.add_argument("--train-fraction", type=float, default=0.6)
+    tr.add_argument("--valid-fraction", type=float, default=0.2)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--epochs", type=int, default=30)
+    tr.add_argument("--batch-size", type=int, default=2048, help="global; each process takes its share")
+    tr.add_argument("--lr", type=float, default=1e-3)
+    tr.add_argument("--patience", type=int, default=5, help="epochs without a better validation F1")
+    tr.add_argument("--embed-dim", type=int, default=32)
+    tr.add_argument("--repeats", action="store_true", help="collapse repeated events (count as input)")
+    tr.add_argument("--max-len", type=int, default=512)
+    tr.add_argument("--num-processes", type=int, default=2, help="TorchDistributor processes")
+    tr.add_argument("--use-gpu", action="store_true", help="one GPU per process (NCCL)")
+    tr.add_argument("--label-source", action="append", help="keep sessions labelled by this source (repeatable)")
+    tr.add_argument("--models-dir", help="where versioned models go (default <warehouse>/models)")
+    tr.add_argument("--no-resume", action="store_true", help="ignore a checkpoint of an interrupted run")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="logad", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -524,34 +588,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("train", help="train a model from a pinned sessions version across Spark (TorchDistributor)")
     spark_args(tr)
-    from logad.models.sequence import KINDS
-
-    tr.add_argument("--system", default="hdfs", help="sessions of this system (default hdfs)")
-    tr.add_argument("--table", default="sessions")
-    tr.add_argument("--version", type=int, help="the sessions table version (default the latest, recorded)")
-    tr.add_argument("--model", choices=list(KINDS), default="att_gru")
-    tr.add_argument("--unit", choices=["window", "session"], default="window",
-                    help="sliding windows (the paper's) or whole sessions")
-    tr.add_argument("--window", type=int, default=10)
-    tr.add_argument("--split", choices=["session", "time"], default="session",
-                    help="by session hash (unseen sessions in test) or chronological (earliest trains)")
-    tr.add_argument("--train-fraction", type=float, default=0.6)
-    tr.add_argument("--valid-fraction", type=float, default=0.2)
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--epochs", type=int, default=30)
-    tr.add_argument("--batch-size", type=int, default=2048, help="global; each process takes its share")
-    tr.add_argument("--lr", type=float, default=1e-3)
-    tr.add_argument("--patience", type=int, default=5, help="epochs without a better validation F1")
-    tr.add_argument("--embed-dim", type=int, default=32)
-    tr.add_argument("--repeats", action="store_true", help="collapse repeated events (count as input)")
-    tr.add_argument("--max-len", type=int, default=512)
-    tr.add_argument("--num-processes", type=int, default=2, help="TorchDistributor processes")
-    tr.add_argument("--use-gpu", action="store_true", help="one GPU per process (NCCL)")
-    tr.add_argument("--label-source", action="append", help="keep sessions labelled by this source (repeatable)")
-    tr.add_argument("--models-dir", help="where versioned models go (default <warehouse>/models)")
-    tr.add_argument("--no-resume", action="store_true", help="ignore a checkpoint of an interrupted run")
+    train_args(tr)
     tr.add_argument("--promote", action="store_true", help="promote the new version (what 'logad score' uses)")
     tr.set_defaults(func=cmd_train)
+
+    rt = sub.add_parser("retrain", help="train a candidate on the latest sessions, compare it with the promoted "
+                        "model on the same held-out sessions, promote if not worse; recorded in MLflow")
+    spark_args(rt)
+    train_args(rt, pinned=False)
+    from logad.models.retrain import METRICS
+
+    rt.add_argument("--metric", choices=list(METRICS),
+                    help="compared on the held-out sessions (default spark.logad.retrain.metric, else f1)")
+    rt.add_argument("--max-drop", type=float,
+                    help="promote when candidate >= current - this (default spark.logad.retrain.maxDrop, else 0)")
+    rt.add_argument("--mlflow-uri", help="MLflow tracking + registry URI (default $MLFLOW_TRACKING_URI, "
+                    "else sqlite:///<models-dir>/mlflow.db)")
+    rt.add_argument("--experiment", help="MLflow experiment (default logad-<model>-<system>)")
+    rt.add_argument("--registered-model", help="MLflow registered model (default logad-<model>-<system>)")
+    rt.set_defaults(func=cmd_retrain, version=None)
 
     pr = sub.add_parser("promote", help="make a model version the one the stream scores with")
     spark_args(pr)
