@@ -156,11 +156,13 @@ def run(query: StreamingQuery, once: bool, timeout_s: int | None = None,
 
 def ingest_files(spark: SparkSession, warehouse: Warehouse, files: dict[str, str], *,
                  topic: str = "logs.files", parser: Parser | None = None,
-                 template_parser: str = "drain") -> dict[str, int | None]:
-    """Batch ingest of archived log files (``path -> host``; plain or .gz) into ``events`` and
-    ``rejects``, with templates, as the stream would write them: each file is one host's
-    ``source``, its line number the offset (partition = the file's index). For backfills and
-    tests of moderate size: the lines are read on the driver. Returns rows per table.
+                 template_parser: str = "drain", raw: bool = True) -> dict[str, int | None]:
+    """Batch ingest of archived log files (``path -> host``; plain or .gz) into ``raw_logs``
+    (unless ``raw`` is False), ``events`` and ``rejects``, with templates, as the stream would
+    write them: each file is one host's ``source``, its line number the offset (partition = the
+    file's index in name order), so ``logad explain`` finds the raw lines; give each backfill its
+    own ``topic`` to keep coordinates unique. For backfills and tests of moderate size: the lines
+    are read on the driver. Returns rows per table.
 
     Example:
         >>> ingest_files(spark, Warehouse("/data/logad"), {"/archive/hdfs.log.gz": "dn1"})  # doctest: +SKIP
@@ -192,6 +194,8 @@ def ingest_files(spark: SparkSession, warehouse: Warehouse, files: dict[str, str
     tagged = stage.apply(parsed, 0, app).persist()
     counts = {EVENTS: append_table(events(tagged, extra=("template_id",)), warehouse.table(EVENTS)),
               REJECTS: append_table(rejects(tagged), warehouse.table(REJECTS))}
+    if raw:
+        counts[RAW_LOGS] = append_table(raw_logs_from_parsed(parsed), warehouse.table(RAW_LOGS))
     tagged.unpersist()
     parsed.unpersist()
     log.info("ingested %d lines from %d files: %s events, %s rejects", len(rows), len(files),

@@ -160,7 +160,8 @@ class ScoreStage:
         self.current = loaded
         self.swaps.append((batch_id, None if old is None else old.version, version))
         if old is None:
-            log.info("scoring with %s v%d (%s, threshold %.4f)", self.name, version, path, meta["threshold"])
+            log.info("scoring %s sessions with %s v%d (%s, threshold %.4f)", job.get("system", "all"), self.name,
+                     version, path, meta["threshold"])
         else:
             log.info("model swap at batch %d: %s v%d -> v%d", batch_id, self.name, old.version, version)
             old.broadcast.unpersist()
@@ -230,6 +231,9 @@ class ScoreStage:
         self._refresh(batch_id)
         cur = self.current
         assert cur is not None
+        system = cur.job.get("system")
+        if system:  # a model knows one system's templates: other systems' sessions are not its to score
+            batch = batch.where(F.col("system") == system)
         ids = {r[0] for r in batch.select(F.explode("template_ids")).distinct().collect()}
         vocab, extra, unseen = self._extra(ids)
         job = cur.job

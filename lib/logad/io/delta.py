@@ -276,6 +276,13 @@ def read_stream(spark: SparkSession, table_uri: str, starting_version: int = 0) 
             .option("startingVersion", str(starting_version)).load(table_uri))
 
 
+def table_exists(table_uri: str) -> bool:
+    """Whether a Delta table is at ``table_uri``."""
+    from deltalake import DeltaTable
+
+    return bool(DeltaTable.is_deltatable(table_uri))
+
+
 def table_version(table_uri: str) -> int:
     """The table's latest version (engine-independent: read from the Delta log with delta-rs)."""
     from deltalake import DeltaTable

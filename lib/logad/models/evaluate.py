@@ -142,7 +142,7 @@ def lab_workflows(corpus: Path) -> tuple[list[tuple[str, list[str], int, int | N
     spark = get_spark("logad-evaluate", master="local[2]", conf={"spark.sql.shuffle.partitions": "4"})
     with tempfile.TemporaryDirectory(prefix="logad-eval-") as tmp:
         wh = Warehouse(str(Path(tmp) / "wh"))
-        ingest_files(spark, wh, files)
+        ingest_files(spark, wh, files, raw=False)
         load_labels(spark, wh, "spark", str(corpus / "truth.csv.gz"))
         sessions: Any = (sessionize(read_table(spark, wh.table("events")), [rules_for("spark")], read_labels(spark, wh))
                     .where("label_source like 'spark:%'")

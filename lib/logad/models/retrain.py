@@ -126,19 +126,29 @@ def held_out(spark: SparkSession, candidate: dict[str, Any], current: dict[str, 
     return test.join(seen, "session_id", "left_anti")
 
 
-def evaluate_version(spark: SparkSession, warehouse: Warehouse, models_dir: Path, model: str, version: int,
-                     sessions: DataFrame) -> dict[str, float]:
-    """A registered version scored on ``sessions`` as the stream scores, at its own threshold."""
-    from logad.models.train import metrics
+def score_sessions(spark: SparkSession, warehouse: Warehouse, models_dir: str | Path, model: str,
+                   version: int | str, sessions: DataFrame) -> Any:
+    """A registered version (or ``promoted``/``latest``) scored on ``sessions`` as the stream scores
+    them: a pandas frame with the sessions' columns plus ``score``, ``threshold``, ``is_anomaly``,
+    ``top_window``, ``model_version``."""
     from logad.scoring import ScoreStage
 
     stage = ScoreStage(spark, warehouse, model, version, str(models_dir), bootstrap=None, alerts_topic=None)
     try:
-        pdf: Any = stage.apply(sessions, -1, f"retrain-eval-v{version}").select("label", "score", "threshold").toPandas()
+        return stage.apply(sessions, -1, f"batch-score-{model}-v{version}").toPandas()
     finally:
         stage.close()
         if stage._last is not None:
             stage._last.unpersist()
+
+
+def evaluate_version(spark: SparkSession, warehouse: Warehouse, models_dir: Path, model: str, version: int,
+                     sessions: DataFrame) -> dict[str, float]:
+    """A registered version's P/R/F1/AUC on ``sessions``, at its own threshold."""
+    from logad.models.train import metrics
+
+    pdf = score_sessions(spark, warehouse, models_dir, model, version, sessions.select(
+        "session_id", "label", "template_ids"))
     if pdf.empty:
         return {}
     m = metrics(pdf["label"].to_numpy(), pdf["score"].to_numpy(), float(pdf["threshold"].iloc[0]))
@@ -269,4 +279,4 @@ def run_retrain(spark: SparkSession, warehouse: Warehouse, job: TrainJob, rule: 
 
 
 __all__ = ["CHAMPION", "METRICS", "PromotionRule", "evaluate_version", "held_out", "record", "run_retrain",
-           "tracking_uri"]
+           "score_sessions", "tracking_uri"]
