@@ -1,11 +1,20 @@
 """``make demo``: the pipeline end to end on bundled real logs, on the embedded default.
 
-Today: a fresh local broker, the bundled HDFS, Spark, BGL, Thunderbird and Hadoop samples shipped
-from files into one topic per host by ``logad ship``, a Structured Streaming query into the
-``raw_logs``, ``events`` and ``rejects`` Delta tables with a template id on every event (and the
-``templates`` table), and a check that every line shipped is in ``raw_logs`` exactly once, in
-exactly one of ``events`` and ``rejects``, and that no event lacks a template. Later stages
-(sessions, training, scoring) join as they land.
+1. A fresh local broker (tansu on 127.0.0.1).
+2. The bundled samples shipped from files by ``logad ship``, one topic per host: HDFS (600
+   whole blocks of LogHub's HDFS_v1 with their anomaly labels), LogHub's Spark, BGL, Thunderbird
+   and Hadoop samples, and the Spark lab sample's executor logs (two workers, labelled per Task
+   attempt).
+3. The ingest query (Structured Streaming) into ``raw_logs``, ``events`` (a template id on every
+   event), ``rejects`` and ``templates``; checked: every line shipped is in ``raw_logs`` exactly
+   once and in exactly one of ``events`` and ``rejects``.
+4. Sessions (HDFS blocks, Spark Task workflows) with their labels, into ``sessions``.
+5. ATT-GRU trained on the labelled HDFS blocks (``logad train``, one TorchDistributor process),
+   test P/R/F1 on unseen blocks, promoted.
+6. The scoring query over ``sessions`` (the promoted model, pandas UDF): ``scores`` and alerts
+   into the ``logad.alerts`` topic, read back from the broker and printed with their raw lines.
+7. ``report.html`` in the work folder: the tables' counts, the training curve, the PR curve and
+   confusion matrix on the test blocks, the attention over the top alert, and the alerts.
 """
 
 from __future__ import annotations
@@ -22,20 +31,24 @@ from logad.errors import LogadError
 
 log = logging.getLogger(__name__)
 
-SAMPLES = {  # host -> bundled file (see data/samples/PROVENANCE.md)
-    "hdfs": "HDFS_first20000.log.gz",
-    "spark": "Spark_2k.log.gz",
-    "bgl": "BGL_2k.log.gz",
-    "tbird": "Thunderbird_2k.log.gz",
-    "hadoop": "Hadoop_container_1445062781478_0011_01_000001.log.gz",
+SAMPLES = {  # host -> bundled files, globs under data/samples (see data/samples/PROVENANCE.md)
+    "hdfs": ("HDFS_blocks600.log.gz",),
+    "spark": ("Spark_2k.log.gz",),
+    "bgl": ("BGL_2k.log.gz",),
+    "tbird": ("Thunderbird_2k.log.gz",),
+    "hadoop": ("Hadoop_container_1445062781478_0011_01_000001.log.gz",),
+    "worker-1": ("spark_lab/logs/worker-1/*.log.gz",),
+    "worker-2": ("spark_lab/logs/worker-2/*.log.gz",),
 }
+LABELS = {"hdfs": "HDFS_blocks600.anomaly_label.csv.gz", "spark": "spark_lab/truth.csv.gz"}
+ALERTS = "logad.alerts"
 
 
 def samples_dir() -> Path:
     """The bundled samples: ``$LOGAD_SAMPLES``, else ``data/samples`` of this checkout."""
     root = os.environ.get("LOGAD_SAMPLES")
     path = Path(root) if root else Path(__file__).resolve().parents[2] / "data" / "samples"
-    if not (path / SAMPLES["hdfs"]).exists():
+    if not (path / SAMPLES["hdfs"][0]).exists() or not (path / LABELS["spark"]).exists():
         raise LogadError(f"the bundled samples are not at {path}: run from a logad checkout or "
                          "set LOGAD_SAMPLES to its data/samples folder")
     return path
@@ -60,22 +73,23 @@ def run_demo(workdir: str = ".logad/demo", port: int = 19092) -> dict[str, int]:
     broker.stop(cfg)
     shutil.rmtree(work, ignore_errors=True)
     samples = samples_dir()
-    log.info("[1/4] starting the local broker on %s", cfg.bootstrap)
+    log.info("[1/7] starting the local broker on %s", cfg.bootstrap)
     broker.start(cfg)
     try:
-        log.info("[2/4] shipping the bundled real logs from files, one topic per host (logs.<host>)")
+        log.info("[2/7] shipping the bundled real logs from files, one topic per host (logs.<host>)")
         shipped: dict[str, int] = {}
-        for host, name in SAMPLES.items():
+        for host, globs in SAMPLES.items():
             folder = work / "hosts" / host
             folder.mkdir(parents=True)
-            text = gzip.decompress((samples / name).read_bytes())
-            # Some LogHub files lack a final newline; a tailer waits for it, so complete the file.
-            (folder / name.removesuffix(".gz")).write_bytes(text if text.endswith(b"\n") else text + b"\n")
+            for src in sorted(p for g in globs for p in samples.glob(g)):
+                text = gzip.decompress(src.read_bytes())
+                # Some LogHub files lack a final newline; a tailer waits for it, so complete the file.
+                (folder / src.name.removesuffix(".gz")).write_bytes(text if text.endswith(b"\n") else text + b"\n")
             ship = ShipConfig((str(folder / "*.log"),), cfg.bootstrap, host=host,
                               registry=str(work / "ship" / f"{host}.json"), progress_interval_s=60)
             shipped[f"logs.{host}"] = Shipper(ship).run(once=True).sent
         log.info("      shipped %s", shipped)
-        log.info("[3/4] streaming Kafka -> Delta raw_logs, events (with template ids), rejects, "
+        log.info("[3/7] streaming Kafka -> Delta raw_logs, events (with template ids), rejects, "
                  "templates with Spark (local[2])")
         spark = get_spark("logad-demo", master="local[2]")
         spark.sparkContext.setLogLevel("ERROR")  # the demo narrates; Spark's WARNs are noise here
@@ -83,7 +97,7 @@ def run_demo(workdir: str = ".logad/demo", port: int = 19092) -> dict[str, int]:
         source = KafkaSource(cfg.bootstrap, subscribe_pattern=r"logs\..*",
                              starting_offsets="earliest", max_offsets_per_trigger=20_000)
         run(start_ingest(spark, source, warehouse, trigger="1 second"), once=True)
-        log.info("[4/4] checking the tables against what was shipped")
+        log.info("      checking the tables against what was shipped")
         raw = read_table(spark, warehouse.table(RAW_LOGS))
         ev = read_table(spark, warehouse.table(EVENTS))
         rej = read_table(spark, warehouse.table(REJECTS))
@@ -113,7 +127,6 @@ def run_demo(workdir: str = ".logad/demo", port: int = 19092) -> dict[str, int]:
               "into others); the most frequent:")
         current.orderBy(F.desc("count")).select("template_id", "count", "text").show(8, truncate=70)
         untemplated = ev.where("template_id IS NULL").count()
-        print(f"done in {time.monotonic() - started:.0f}s")
         distinct = raw.select("topic", "partition", "offset").distinct().count()
         whole = all(raw_n.get(t) == n == ev_n.get(t, 0) + rej_n.get(t, 0) for t, n in shipped.items())
         if untemplated:
@@ -121,6 +134,127 @@ def run_demo(workdir: str = ".logad/demo", port: int = 19092) -> dict[str, int]:
         if not whole or distinct != sum(shipped.values()):
             raise LogadError(f"tables do not hold every shipped line exactly once: shipped "
                              f"{shipped}, raw_logs {raw_n}, events {ev_n}, rejects {rej_n}")
-        return {RAW_LOGS: sum(raw_n.values()), EVENTS: sum(ev_n.values()), REJECTS: sum(rej_n.values())}
+        print(f"  ingest checked: every shipped line once in raw_logs, once in events or rejects "
+              f"({time.monotonic() - started:.0f}s so far)")
+        counts = {RAW_LOGS: sum(raw_n.values()), EVENTS: sum(ev_n.values()), REJECTS: sum(rej_n.values())}
+        counts.update(_model_stages(spark, warehouse, samples, cfg.bootstrap, work, shipped, raw_n, ev_n, rej_n))
+        print(f"done in {time.monotonic() - started:.0f}s; report: {work / 'report.html'}")
+        return counts
     finally:
         broker.stop(cfg)
+
+
+def _model_stages(spark: Any, warehouse: Warehouse, samples: Path, bootstrap: str, work: Path,
+                  shipped: dict[str, int], raw_n: dict[str, int], ev_n: dict[str, int],
+                  rej_n: dict[str, int]) -> dict[str, int]:
+    """Sessions -> training -> streaming scores + alerts -> the HTML report."""
+    from pyspark.sql import functions as F
+
+    from logad import report
+    from logad.ingest import run
+    from logad.io.delta import read_small, read_table, write_table
+    from logad.models.job import TrainJob, run_train
+    from logad.models.registry import promote
+    from logad.models.retrain import held_out, score_sessions
+    from logad.scoring import SCORES, ScoreStage, explain, start_scoring
+    from logad.sessions.labels import load_labels
+    from logad.sessions.rules import rules_for
+    from logad.sessions.spark import SESSIONS, read_labels, sessionize
+
+    log.info("[4/7] sessions: HDFS blocks and Spark Task workflows, with their labels")
+    for system, name in LABELS.items():
+        load_labels(spark, warehouse, system, str(samples / name))
+    # LogHub labels whole HDFS blocks, which live up to two days: a block closes after 2 days idle
+    sessions = sessionize(read_table(spark, warehouse.table("events")),
+                          [rules_for("hdfs", idle_s=2 * 86400), rules_for("spark")], read_labels(spark, warehouse))
+    write_table(sessions, warehouse.table(SESSIONS))
+    sess = read_table(spark, warehouse.table(SESSIONS))
+    by = {(r["system"], r["label_source"]): (r["n"], r["bad"]) for r in sess.groupBy("system", "label_source").agg(
+        F.count("*").alias("n"), F.sum("label").alias("bad")).collect()}
+    for (system, source), (n, bad) in sorted(by.items()):
+        print(f"  {system:<6} {n:>5} sessions, {bad or 0:>4} anomalous (labels: {source})")
+
+    log.info("[5/7] training ATT-GRU on the labelled HDFS blocks (TorchDistributor, 1 process)")
+    job = TrainJob(system="hdfs", unit="session", epochs=10, batch_size=64, patience=5, num_processes=1,
+                   label_sources=(f"hdfs:{LABELS['hdfs']}",))
+    summary = run_train(spark, warehouse, job)
+    models = Path(summary["artifact"]).parents[2]
+    promote(models, "att_gru", summary["version"], "logad demo")
+    m = summary["metrics"]
+    print(f"  att_gru v{summary['version']} on unseen test blocks: P {m['test_precision']:.3f} "
+          f"R {m['test_recall']:.3f} F1 {m['test_f1']:.3f} AUC {m['test_auc']:.3f} "
+          f"(threshold {summary['threshold']:.3f}, chosen on validation blocks); promoted")
+
+    log.info("[6/7] scoring the sessions stream with the promoted model: scores table + alerts topic %s", ALERTS)
+    from logad.io.broker import create_topics
+
+    create_topics(bootstrap, {ALERTS: 1})
+    stage = ScoreStage(spark, warehouse, "att_gru", "promoted", bootstrap=bootstrap, alerts_topic=ALERTS)
+    try:
+        run(start_scoring(spark, warehouse, stage, trigger="1 second"), once=True)
+    finally:
+        stage.close()
+    alerts = _read_alerts(bootstrap)
+    scores = read_table(spark, warehouse.table(SCORES))
+    n_scored, n_flagged = scores.count(), scores.where("is_anomaly").count()
+    print(f"  {n_scored} hdfs sessions scored, {n_flagged} anomalies, {len(alerts)} alerts read back from {ALERTS}")
+    vs = scores.join(sess.select("session_id", "label"), "session_id").where("label is not null")
+    tp = vs.where("is_anomaly and label = 1").count()
+    bad = vs.where("label = 1").count()
+    print(f"  against the labels: {tp} of the {bad} anomalous blocks alerted, {n_flagged - tp} normal ones "
+          "(training blocks included: the test figures above are the honest ones)")
+    top = sorted(alerts, key=lambda a: -a["score"])[:3]
+    explained = []
+    for a in top:
+        s, lines = explain(spark, warehouse, a["session_id"], models_dir=str(models), top_k=3)
+        explained.append((a, lines))
+        print(f"\n  ALERT {a['key']} score {a['score']:.3f} (threshold {a['threshold']:.3f}), "
+              f"{len(lines)} lines, hosts {','.join(a['hosts'])}")
+        for _, line, w in lines[:12]:
+            print(f"    {'>>' if w is not None else '  '} {line[:130]}")
+        if len(lines) > 12:
+            print(f"       ... {len(lines) - 12} more (logad explain {a['session_id']})")
+
+    log.info("[7/7] writing the HTML report")
+    test = held_out(spark, summary, None)
+    scored = score_sessions(spark, warehouse, models, "att_gru", summary["version"], test)
+    threshold = float(summary["threshold"])
+    table = [{"topic": t, "shipped": n, "raw_logs": raw_n.get(t, 0), "events": ev_n.get(t, 0),
+              "rejects": rej_n.get(t, 0)} for t, n in shipped.items()]
+    sections: list[tuple[str, Any]] = [("Tables: every shipped line once", table),
+                                       ("Training: loss and validation", report.loss_curves(summary["history"])),
+                                       ("Test blocks: precision-recall", report.pr_curve(scored["label"], scored["score"], threshold)),
+                                       ("Test blocks: confusion", report.confusion(scored["label"], scored["score"], threshold))]
+    tt = read_small(spark, warehouse.table("templates"))
+    texts: dict[str, str] = ({} if tt is None else dict(zip(tt.column("template_id").to_pylist(),
+                                                            tt.column("text").to_pylist(), strict=True)))
+    for a, lines in explained:
+        ev = a["top_events"]
+        if ev:
+            sections.append((f"Alert {a['key']}: attention over its top events", report.attention_heatmap(
+                [e["weight"] for e in ev], [f"{e['index']:>3} {texts.get(e['template_id'], '?')}" for e in ev],
+                f"{a['session_id']} score {a['score']:.3f}")))
+        sections.append((f"Alert {a['key']}: raw lines (>> weighed most)",
+                         "\n".join(f"{'>>' if w is not None else '  '} {line}" for _, line, w in lines)))
+    (work / "report.html").write_text(report.html("logad demo", sections))
+    return {SESSIONS: sess.count(), SCORES: n_scored, "alerts": len(alerts)}
+
+
+def _read_alerts(bootstrap: str, idle_polls: int = 3) -> list[dict[str, Any]]:
+    """Every alert in the alerts topic (one partition), read from its first offset."""
+    import json
+
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "logad-demo", "enable.auto.commit": False})
+    c.assign([TopicPartition(ALERTS, 0, 0)])
+    out: list[dict[str, Any]] = []
+    idle = 0
+    try:
+        while idle < idle_polls:
+            msgs = c.consume(1000, 1.0)
+            idle = 0 if msgs else idle + 1
+            out += [json.loads(m.value() or b"{}") for m in msgs if m.error() is None]
+    finally:
+        c.close()
+    return out
