@@ -50,3 +50,23 @@ def test_evaluate_prints_the_table_and_json(tmp_path, capsys):
 def test_missing_data_is_a_clear_error(tmp_path, capsys):
     assert main(["evaluate", "--data", str(tmp_path), "--seeds", "0"]) == 2
     assert "HDFS_dev_sample.log.gz is missing" in capsys.readouterr().err
+
+
+def test_bgl_chrono_trains_on_the_past_and_tests_on_the_future(tmp_path, capsys):
+    from logad.models.evaluate import bgl_chrono
+
+    (tmp_path / "BGL").mkdir()
+    text = gzip.decompress((SAMPLES / "BGL_2k.log.gz").read_bytes()).decode()
+    # shuffled on disk: the protocol must order by the epoch column, not trust the file
+    lines = text.splitlines()
+    (tmp_path / "BGL" / "BGL_2k.log").write_text("\n".join(lines[1::2] + lines[::2]) + "\n")
+    split = bgl_chrono(tmp_path, seed=0)
+    assert (len(split.train), len(split.valid), len(split.test)) == (120, 40, 40)
+    # a window is abnormal iff one of its 10 lines (in time order) is an alert
+    ordered = sorted((int(x.split()[1]), n, x.split()[0] != "-") for n, x in enumerate(lines))
+    truth = [int(any(a for _, _, a in ordered[i:i + 10])) for i in range(0, 2000, 10)]
+    assert [y for _, y in split.train + split.valid + split.test] == truth
+    assert sum(truth) == 40 and sum(truth[160:]) >= 1  # the test part has alerts to find
+    assert main(["evaluate", "--protocol", "bgl-chrono", "--data", str(tmp_path), "--models", "tree",
+                 "--seeds", "0"]) == 0
+    assert "chronological 60/20/20" in capsys.readouterr().out

@@ -638,9 +638,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.set_defaults(func=cmd_explain)
 
     v = sub.add_parser("evaluate", help="P, R, F1, ROC-AUC of the models and baselines on a protocol")
-    v.add_argument("--protocol", choices=["hdfs-blocks", "hdfs-paper", "spark-lab", "spark-lab-prefix"],
+    v.add_argument("--protocol", choices=["hdfs-blocks", "hdfs-paper", "bgl-chrono", "spark-lab", "spark-lab-prefix"],
                    default="hdfs-blocks")
-    v.add_argument("--data", help="hdfs-*: the shared data folder with HDFS/ (default $LOGAD_DATA or "
+    v.add_argument("--data", help="hdfs-*, bgl-*: the shared data folder with HDFS/, BGL/ (default $LOGAD_DATA or "
                    "../shared/data); spark-lab*: a lab corpus (default the committed data/samples/spark_lab)")
     v.add_argument("--models", default="pca,logreg,tree,att_gru,att_lstm,gru,lstm,transformer_gru")
     v.add_argument("--seeds", default="0,1,2", help="comma-separated; mean and spread over them")
