@@ -133,7 +133,8 @@ def bgl_chrono(data: Path, seed: int, window: int = BGL_WINDOW) -> Split:
     from logad.templates import make_miner, template_id
     from logad.templates.masking import DEFAULT_RULES, mask
 
-    path = _need(data / "BGL" / "BGL_2k.log")
+    full = data / "BGL" / "BGL.log"  # the whole log where a copy exists, else the 2k sample
+    path = full if full.exists() else _need(data / "BGL" / "BGL_2k.log")
     rows = []
     for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines()):
         m = _BGL.match(line.rstrip("\r"))
@@ -154,7 +155,7 @@ def bgl_chrono(data: Path, seed: int, window: int = BGL_WINDOW) -> Split:
     a, b = int(0.6 * len(wins)), int(0.8 * len(wins))
     bad = sum(y for _, y in wins)
     return Split(wins[:a], wins[a:b], wins[b:], texts,
-                 f"BGL_2k: {len(rows)} lines, {len(wins)} windows of {window} lines ({bad} with an alert), "
+                 f"{path.stem}: {len(rows)} lines, {len(wins)} windows of {window} lines ({bad} with an alert), "
                  f"chronological 60/20/20 (test: the last {len(wins) - b})")
 
 
