@@ -63,6 +63,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=60)
     ap.add_argument("--warmup", type=int, default=20, help="seconds of load before measuring")
     ap.add_argument("--watermark", default="2 seconds")
+    ap.add_argument("--scheduler", choices=["fifo", "fair"], default="fifo",
+                    help="fair: spark.scheduler.mode=FAIR, each query in its own pool")
     a = ap.parse_args()
 
     import logging
@@ -89,7 +91,15 @@ def main() -> None:
     model_into(tmp / "wh" / "models")
     topic, alerts = "logs.exec1", "logad.alerts"
     create_topics(cfg.bootstrap, {topic: 1, alerts: 1})
-    spark = get_spark("bench-latency", master="local[2]", conf={"spark.sql.shuffle.partitions": "2"})
+    conf = {"spark.sql.shuffle.partitions": "2"}
+    if a.scheduler == "fair":
+        conf["spark.scheduler.mode"] = "FAIR"
+    spark = get_spark("bench-latency", master="local[2]", conf=conf)
+    sc = spark.sparkContext
+
+    def pool(name: str) -> None:  # a query's jobs go to the pool set in the thread that starts it
+        if a.scheduler == "fair":
+            sc.setLocalProperty("spark.scheduler.pool", name)
     spark.sparkContext.setLogLevel("ERROR")
 
     lines = gzip.decompress((ROOT / "data/samples/Spark_2k.log.gz").read_bytes()).decode().splitlines()
@@ -134,12 +144,14 @@ def main() -> None:
                     received.setdefault(json.loads(m.value())["name"] or "", time.time())
         c.close()
 
-    queries = [
-        start_ingest(spark, KafkaSource(cfg.bootstrap, subscribe=topic), wh, trigger="1 second"),
-        start_sessions(spark, wh, [rules_for("spark", watermark=a.watermark, idle_s=60.0)], trigger="1 second"),
-    ]
+    pool("ingest")
+    queries = [start_ingest(spark, KafkaSource(cfg.bootstrap, subscribe=topic), wh, trigger="1 second")]
+    pool("sessions")
+    queries.append(start_sessions(spark, wh, [rules_for("spark", watermark=a.watermark, idle_s=60.0)],
+                                  trigger="1 second"))
     time.sleep(15)  # the sessions table must exist before the scoring query reads it
     stage = ScoreStage(spark, wh, "att_gru", "promoted", None, cfg.bootstrap, alerts)
+    pool("score")
     queries.append(start_scoring(spark, wh, stage, trigger="1 second"))
     threads = [threading.Thread(target=load), threading.Thread(target=consume, daemon=True)]
     for t in threads:
@@ -162,7 +174,7 @@ def main() -> None:
 
     window = {k: v for k, v in finished.items() if measuring[0] <= v <= measuring[1]}
     lat = np.array([received[k] - v for k, v in window.items() if k in received])
-    out = {"bench": "latency", "rate_target": a.rate, "rate_produced": round(produced[0] / (a.warmup + a.seconds)),
+    out = {"bench": "latency", "scheduler": a.scheduler, "rate_target": a.rate, "rate_produced": round(produced[0] / (a.warmup + a.seconds)),
            "seconds": a.seconds, "watermark": a.watermark, "workflows": len(window),
            "alerted": int(len(lat)), "missing": len(window) - int(len(lat)),
            "alerts_sent": stage.alerts_sent, "alerts_received": len(received), "batches": batches}
