@@ -75,9 +75,9 @@ show(report.confusion(scored["label"], scored["score"], threshold), f"{model_kin
 
 # COMMAND ----------
 
-from logad.io.delta import read_small
 from logad.models.train import load_artifact
 from logad.scoring import top_events
+from logad.templates.stream import template_texts
 
 model, meta = load_artifact(summary["artifact"])
 hits = scored[(scored["label"] == 1)].sort_values("score", ascending=False)
@@ -88,8 +88,7 @@ if len(hits) and model.attention is not None:
     width = job.window if unit == "window" else job.max_len
     top = top_events(model, vocab, None, [row], unit, job.window, job.max_len, bool(model.config.repeats), width)[0]
     top.sort()
-    texts = dict(zip(*[read_small(spark, wh.table("templates")).column(c).to_pylist() for c in ("template_id", "text")],
-                     strict=True))
+    texts = template_texts(spark, wh) or {}
     labels = [f"{i:>3} {texts.get(row['template_ids'][i], '?')}" for i, _ in top]
     fig = report.attention_heatmap([w for _, w in top], labels,
                                    f"{row['session_id']} (score {row['score']:.3f})")

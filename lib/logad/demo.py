@@ -152,14 +152,15 @@ def _model_stages(spark: Any, warehouse: Warehouse, samples: Path, bootstrap: st
 
     from logad import report
     from logad.ingest import run
-    from logad.io.delta import read_small, read_table, write_table
+    from logad.io.delta import read_table, write_table
     from logad.models.job import TrainJob, run_train
     from logad.models.registry import promote
-    from logad.models.retrain import held_out, score_sessions
+    from logad.models.retrain import held_out
     from logad.scoring import SCORES, ScoreStage, explain, start_scoring
     from logad.sessions.labels import load_labels
     from logad.sessions.rules import rules_for
     from logad.sessions.spark import SESSIONS, read_labels, sessionize
+    from logad.templates.stream import template_texts
 
     log.info("[4/7] sessions: HDFS blocks and Spark Task workflows, with their labels")
     for system, name in LABELS.items():
@@ -206,7 +207,7 @@ def _model_stages(spark: Any, warehouse: Warehouse, samples: Path, bootstrap: st
     top = sorted(alerts, key=lambda a: -a["score"])[:3]
     explained = []
     for a in top:
-        s, lines = explain(spark, warehouse, a["session_id"], models_dir=str(models), top_k=3)
+        _, lines = explain(spark, warehouse, a["session_id"], models_dir=str(models), top_k=3)
         explained.append((a, lines))
         print(f"\n  ALERT {a['key']} score {a['score']:.3f} (threshold {a['threshold']:.3f}), "
               f"{len(lines)} lines, hosts {','.join(a['hosts'])}")
@@ -216,8 +217,9 @@ def _model_stages(spark: Any, warehouse: Warehouse, samples: Path, bootstrap: st
             print(f"       ... {len(lines) - 12} more (logad explain {a['session_id']})")
 
     log.info("[7/7] writing the HTML report")
-    test = held_out(spark, summary, None)
-    scored = score_sessions(spark, warehouse, models, "att_gru", summary["version"], test)
+    # the test blocks' scores are in the scores table already (same model, same UDF)
+    test = held_out(spark, summary, None).select("session_id", "label")
+    scored: Any = scores.join(test, "session_id").select("label", "score").toPandas()
     threshold = float(summary["threshold"])
     table = [{"topic": t, "shipped": n, "raw_logs": raw_n.get(t, 0), "events": ev_n.get(t, 0),
               "rejects": rej_n.get(t, 0)} for t, n in shipped.items()]
@@ -225,9 +227,7 @@ def _model_stages(spark: Any, warehouse: Warehouse, samples: Path, bootstrap: st
                                        ("Training: loss and validation", report.loss_curves(summary["history"])),
                                        ("Test blocks: precision-recall", report.pr_curve(scored["label"], scored["score"], threshold)),
                                        ("Test blocks: confusion", report.confusion(scored["label"], scored["score"], threshold))]
-    tt = read_small(spark, warehouse.table("templates"))
-    texts: dict[str, str] = ({} if tt is None else dict(zip(tt.column("template_id").to_pylist(),
-                                                            tt.column("text").to_pylist(), strict=True)))
+    texts = template_texts(spark, warehouse) or {}
     for a, lines in explained:
         ev = a["top_events"]
         if ev:

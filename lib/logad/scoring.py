@@ -117,10 +117,13 @@ class ScoreStage:
             raise LogadError(f"no usable {model} model: {self.refused}")
 
     def close(self) -> None:
-        """Deliver what is queued and drop the alerts producer."""
+        """Deliver what is queued, drop the alerts producer and the last batch's cached scores."""
         if self.producer is not None:
             self.producer.flush(30)
             self.producer = None
+        if self._last is not None:
+            self._last.unpersist()
+            self._last = None
 
     # -- the model ------------------------------------------------------------------------------
 
@@ -170,7 +173,7 @@ class ScoreStage:
         """Vocabulary with this batch's unseen templates appended, their vectors, and the set."""
         import numpy as np
 
-        from logad.io.delta import read_small
+        from logad.templates.stream import template_texts
 
         cur = self.current
         assert cur is not None
@@ -178,10 +181,7 @@ class ScoreStage:
         if not unseen:
             return cur.vocab, None, set()
         if set(unseen) - set(self.texts):
-            table = read_small(self.spark, self.warehouse.table("templates"))
-            if table is not None:
-                self.texts = dict(zip(table.column("template_id").to_pylist(), table.column("text").to_pylist(),
-                                      strict=True))
+            self.texts = template_texts(self.spark, self.warehouse) or self.texts
         vocab = dict(cur.vocab)
         base = cur.model.config.vocab_size
         for j, t in enumerate(unseen):
@@ -231,12 +231,11 @@ class ScoreStage:
         self._refresh(batch_id)
         cur = self.current
         assert cur is not None
-        system = cur.job.get("system")
-        if system:  # a model knows one system's templates: other systems' sessions are not its to score
-            batch = batch.where(F.col("system") == system)
+        job = cur.job
+        if job.get("system"):  # a model knows one system's templates: other systems' sessions are not its to score
+            batch = batch.where(F.col("system") == job["system"])
         ids = {r[0] for r in batch.select(F.explode("template_ids")).distinct().collect()}
         vocab, extra, unseen = self._extra(ids)
-        job = cur.job
         unit, window, max_len = job.get("unit", "window"), int(job.get("window", 10)), int(job.get("max_len", 512))
         repeats = bool(cur.model.config.repeats)
         rows = inputs(batch, vocab, unit=unit, window=window, max_len=max_len, repeats=repeats, labelled=False)

@@ -287,7 +287,7 @@ def table_version(table_uri: str) -> int:
     """The table's latest version (engine-independent: read from the Delta log with delta-rs)."""
     from deltalake import DeltaTable
 
-    if not DeltaTable.is_deltatable(table_uri):
+    if not table_exists(table_uri):
         raise DeltaError(f"no Delta table at {table_uri}")
     return int(DeltaTable(table_uri).version())
 

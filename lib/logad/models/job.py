@@ -30,7 +30,7 @@ import subprocess
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -138,26 +138,34 @@ def _next_version(root: Path) -> int:
     return max(taken, default=0) + 1
 
 
-def _sessions(spark: SparkSession, warehouse: Warehouse, job: TrainJob) -> tuple[DataFrame, int]:
+def labelled_sessions(spark: SparkSession, uri: str, version: int, system: str,
+                      label_sources: Sequence[str] = ()) -> DataFrame:
+    """What a training job learns from: version ``version`` of the sessions table at ``uri``, one
+    system, labelled sessions only (of ``label_sources`` when given)."""
     from pyspark.sql import functions as F
 
-    from logad.io.delta import read_table, table_version
+    from logad.io.delta import read_table
+
+    df = read_table(spark, uri, version).where(F.col("system") == system).where("label is not null")
+    if label_sources:
+        df = df.where(F.col("label_source").isin(*label_sources))
+    return df
+
+
+def _sessions(spark: SparkSession, warehouse: Warehouse, job: TrainJob) -> tuple[DataFrame, int]:
+    from logad.io.delta import table_version
 
     uri = warehouse.table(job.table)
     version = job.version if job.version is not None else table_version(uri)
-    df = read_table(spark, uri, version).where(F.col("system") == job.system).where("label is not null")
-    if job.label_sources:
-        df = df.where(F.col("label_source").isin(*job.label_sources))
-    return df, version
+    return labelled_sessions(spark, uri, version, job.system, job.label_sources), version
 
 
 def _templates(spark: SparkSession, warehouse: Warehouse, used: set[str]) -> dict[str, str]:
-    from logad.io.delta import read_small
+    from logad.templates.stream import template_texts
 
-    table = read_small(spark, warehouse.table("templates"))
-    if table is None:
+    texts = template_texts(spark, warehouse)
+    if texts is None:
         raise LogadError(f"no templates table under {warehouse.root}: run 'logad ingest' first")
-    texts = dict(zip(table.column("template_id").to_pylist(), table.column("text").to_pylist(), strict=True))
     missing = used - set(texts)
     if missing:
         log.warning("%d template ids in the sessions are not in the templates table; they get no "
@@ -290,4 +298,4 @@ def run_train(spark: SparkSession, warehouse: Warehouse, job: TrainJob) -> dict[
     return summary
 
 
-__all__ = ["TEMPLATE_VECTORS", "PetastormBatches", "TrainJob", "code_version", "run_train"]
+__all__ = ["TEMPLATE_VECTORS", "PetastormBatches", "TrainJob", "code_version", "labelled_sessions", "run_train"]

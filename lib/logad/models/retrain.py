@@ -102,15 +102,12 @@ def _data_version(spec: str) -> tuple[str, int]:
 
 
 def _parts(spark: SparkSession, uri: str, version: int, job: dict[str, Any]) -> DataFrame:
-    """The labelled sessions of a training job's data, with its ``part`` column."""
-    from pyspark.sql import functions as F
-
-    from logad.io.delta import read_table
+    """The labelled sessions of a training job's data (as ``logad train`` read them), with its
+    ``part`` column."""
     from logad.models.inputs import split
+    from logad.models.job import labelled_sessions
 
-    df = read_table(spark, uri, version).where(F.col("system") == job["system"]).where("label is not null")
-    if job.get("label_sources"):
-        df = df.where(F.col("label_source").isin(*job["label_sources"]))
+    df = labelled_sessions(spark, uri, version, job["system"], job.get("label_sources") or ())
     return split(df, job.get("split", "session"), int(job.get("seed", 0)),
                  (float(job.get("train_fraction", 0.6)), float(job.get("valid_fraction", 0.2))))
 
@@ -138,8 +135,6 @@ def score_sessions(spark: SparkSession, warehouse: Warehouse, models_dir: str | 
         return stage.apply(sessions, -1, f"batch-score-{model}-v{version}").toPandas()
     finally:
         stage.close()
-        if stage._last is not None:
-            stage._last.unpersist()
 
 
 def evaluate_version(spark: SparkSession, warehouse: Warehouse, models_dir: Path, model: str, version: int,
@@ -148,7 +143,7 @@ def evaluate_version(spark: SparkSession, warehouse: Warehouse, models_dir: Path
     from logad.models.train import metrics
 
     pdf = score_sessions(spark, warehouse, models_dir, model, version, sessions.select(
-        "session_id", "label", "template_ids"))
+        "session_id", "system", "label", "template_ids"))
     if pdf.empty:
         return {}
     m = metrics(pdf["label"].to_numpy(), pdf["score"].to_numpy(), float(pdf["threshold"].iloc[0]))

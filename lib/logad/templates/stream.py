@@ -95,6 +95,17 @@ def _max(a: dt.datetime | None, b: dt.datetime | None) -> dt.datetime | None:
     return b if a is None else a if b is None else max(a, b)
 
 
+def template_texts(spark: SparkSession, warehouse: Warehouse) -> dict[str, str] | None:
+    """template id -> text from the ``templates`` table (every id, merged ones too); None when
+    there is no such table yet."""
+    from logad.io.delta import read_small
+
+    table = read_small(spark, warehouse.table(TEMPLATES))
+    if table is None:
+        return None
+    return dict(zip(table.column("template_id").to_pylist(), table.column("text").to_pylist(), strict=True))
+
+
 class TemplateStage:
     """Assigns ``template_id`` to the events of each micro-batch; owns ``templates`` and
     ``template_lookup`` in ``warehouse``.
