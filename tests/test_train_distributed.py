@@ -18,3 +18,32 @@ def test_two_processes_end_with_the_same_parameters_and_learn(spark):
     digests = result.digests  # type: ignore[attr-defined]
     assert len(digests) == 2 and digests[0] == digests[1]
     assert metrics([e.label for e in valid], predict(result.model, valid))["f1"] >= 0.9
+
+
+def test_rank_zeros_result_survives_a_rank_that_finishes_last(spark):
+    """In local mode every torchrun process writes its return value to one output file, so the
+    last rank to finish decides what the driver gets (a CI failure: ``None`` instead of rank 0's
+    weights). Here rank 1 finishes two seconds after rank 0; the driver must still get rank 0's."""
+    import pickle
+
+    from pyspark.ml.torch.distributor import TorchDistributor
+
+    def rank_one_finishes_last() -> bytes:
+        import time
+
+        import torch.distributed as dist
+
+        from logad.models.distributed import rank0_result
+
+        dist.init_process_group("gloo")
+        try:
+            rank = dist.get_rank()
+            blob = rank0_result({"from_rank": rank, "world": dist.get_world_size()} if rank == 0 else None)
+        finally:
+            dist.destroy_process_group()
+        if rank == 1:
+            time.sleep(2)
+        return blob
+
+    blob = TorchDistributor(num_processes=2, local_mode=True, use_gpu=False).run(rank_one_finishes_last)
+    assert pickle.loads(blob) == {"from_rank": 0, "world": 2}

@@ -2,8 +2,8 @@
 
 :func:`train_with_distributor` starts ``num_processes`` training processes (on the driver in local
 mode, on executors otherwise); each joins a process group (gloo on CPU, NCCL on GPUs), trains its
-shard of the examples with DistributedDataParallel (:func:`logad.models.train.fit`), and rank 0
-returns the weights. :func:`train_on_rank` is module-level and imports torch inside, so it is
+shard of the examples with DistributedDataParallel (:func:`logad.models.train.fit`), and every
+rank returns rank 0's weights as the same bytes (:func:`rank0_result`). :func:`train_on_rank` is module-level and imports torch inside, so it is
 safe to ship to workers; it does no I/O.
 
 Example:
@@ -27,11 +27,30 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def rank0_result(payload: Any) -> bytes:
+    """Rank 0's ``payload`` pickled, returned by every rank as the same bytes.
+
+    In local mode TorchDistributor runs the ranks as processes of one ``torchrun`` and each writes
+    its return value to the same output file, which the driver reads: the last rank to finish
+    wins. A rank that returns ``None`` can therefore replace rank 0's result (seen in CI as
+    "the ranks ended with different parameters: None"). When every rank returns identical bytes,
+    any order or overlap of those writes leaves the same file. In cluster mode only rank 0's task
+    output is collected, and this costs one broadcast of the payload."""
+    import pickle
+
+    import torch.distributed as dist
+
+    box = [pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL) if dist.get_rank() == 0 else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def train_on_rank(config: dict[str, Any], train: dict[str, Any], examples: Any,
-                  valid: list[tuple[list[int], int, list[int] | None, int | None]], vectors: Any) -> dict[str, Any] | None:
-    """One rank's work; rank 0 returns weights, history, threshold and every rank's parameter
-    digest (so a caller can check that the ranks agree). ``examples`` is a list of
-    ``(events, label)`` or a :class:`logad.models.train.BatchSource` (petastorm, opened here)."""
+                  valid: list[tuple[list[int], int, list[int] | None, int | None]], vectors: Any) -> bytes:
+    """One rank's work; every rank returns rank 0's weights, history, threshold and every rank's
+    parameter digest (so a caller can check that the ranks agree), pickled (:func:`rank0_result`).
+    ``examples`` is a list of ``(events, label)`` or a :class:`logad.models.train.BatchSource`
+    (petastorm, opened here)."""
     import hashlib
     import logging
     import os
@@ -49,6 +68,8 @@ def train_on_rank(config: dict[str, Any], train: dict[str, Any], examples: Any,
     for noisy in ("petastorm", "gensim"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     use_cuda = torch.cuda.is_available()
+    if use_cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))  # object collectives use the current device
     dist.init_process_group("nccl" if use_cuda else "gloo")
     try:
         rank = dist.get_rank()
@@ -61,10 +82,12 @@ def train_on_rank(config: dict[str, Any], train: dict[str, Any], examples: Any,
         digest = hashlib.sha256(b"".join(state[k].numpy().tobytes() for k in sorted(state))).hexdigest()
         digests: list[Any] = [None] * dist.get_world_size()
         dist.all_gather_object(digests, digest)
-        if rank != 0:
-            return None
-        return {"state": state, "history": result.history, "threshold": result.threshold,
-                "best_epoch": result.best_epoch, "digests": digests, "device": str(device)}
+        payload = None
+        if rank == 0:
+            payload = {"state": {k: v.numpy() for k, v in state.items()}, "history": result.history,
+                       "threshold": result.threshold, "best_epoch": result.best_epoch, "digests": digests,
+                       "device": str(device)}
+        return rank0_result(payload)
     finally:
         dist.destroy_process_group()
 
@@ -74,8 +97,10 @@ def train_with_distributor(spark: SparkSession, config: ModelConfig, train: Trai
                            vectors: np.ndarray | None = None, num_processes: int = 2,
                            use_gpu: bool = False, local_mode: bool | None = None) -> FitResult:
     """Train with TorchDistributor; ``local_mode`` defaults to True on a ``local`` master."""
+    import pickle
     from dataclasses import asdict
 
+    import torch
     from pyspark.ml.torch.distributor import TorchDistributor
 
     from logad.models.sequence import SequenceClassifier
@@ -85,14 +110,17 @@ def train_with_distributor(spark: SparkSession, config: ModelConfig, train: Trai
         local_mode = (spark.sparkContext.master or "").startswith("local")
     log.info("TorchDistributor: %d processes, %s, %s mode", num_processes, "GPU" if use_gpu else "CPU",
              "local" if local_mode else "cluster")
-    out = TorchDistributor(num_processes=num_processes, local_mode=local_mode, use_gpu=use_gpu).run(
+    blob = TorchDistributor(num_processes=num_processes, local_mode=local_mode, use_gpu=use_gpu).run(
         train_on_rank, config.to_dict(), asdict(train),
         examples if hasattr(examples, "batches") else [(e.events, e.label) for e in examples],
         [(e.events, e.label, e.counts, e.session) for e in valid], None if vectors is None else vectors.tolist())
+    if not isinstance(blob, bytes):
+        raise RuntimeError(f"TorchDistributor returned {type(blob).__name__}, not rank 0's result")
+    out = pickle.loads(blob)  # noqa: S301 - bytes made by our own ranks in this run
     if not out or len(set(out["digests"])) != 1:
         raise RuntimeError(f"the ranks ended with different parameters: {out and out['digests']}")
     model = SequenceClassifier(config)
-    model.load_state_dict(out["state"])
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in out["state"].items()})
     result = FitResult(model, out["best_epoch"], out["history"], out["threshold"])
     result.digests = out["digests"]  # type: ignore[attr-defined]
     return result
