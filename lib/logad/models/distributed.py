@@ -40,8 +40,10 @@ def rank0_result(payload: Any) -> bytes:
 
     import torch.distributed as dist
 
-    box = [pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL) if dist.get_rank() == 0 else None]
+    mine = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL) if dist.get_rank() == 0 else None
+    box: list[bytes | None] = [mine]
     dist.broadcast_object_list(box, src=0)
+    assert box[0] is not None
     return box[0]
 
 
