@@ -177,3 +177,38 @@ def test_a_bad_model_is_a_clear_error_and_a_bad_promotion_is_refused(spark, scor
     stage._refresh(8)
     assert stage.current.version == 4 and stage.swaps[-1] == (8, 1, 4)
     promote(models, "att_gru", 1)
+
+
+def test_sessions_scored_in_the_batch_that_closes_them(spark, broker, scored, tmp_path, capsys):
+    """``logad sessions run --score``: one query cuts the events into sessions and scores the
+    sessions each batch closes in that batch; the scores and alerts agree with the two-query path."""
+    import shutil
+
+    from logad.cli import main
+    from logad.config import Warehouse
+    from logad.io.broker import create_topics
+    from logad.io.delta import read_table
+
+    wh, models, _, _, _, _ = scored
+    # the same events, labels and templates in a fresh warehouse: no sessions, scores or checkpoints
+    chained = Warehouse(str(tmp_path / "wh"))
+    for name in ("events", "labels", "templates"):
+        shutil.copytree(wh.table(name), chained.table(name))
+    alerts = new_topic("alerts")
+    create_topics(broker.bootstrap, {alerts: 1})
+    argv = ["sessions", "run", "--warehouse", chained.root, "--system", "hdfs", "--idle-s", str(RULES["idle_s"]),
+            "--watermark", RULES["watermark"], "--trigger", "1 second", "--once",
+            "--score", "--models-dir", str(models), "--bootstrap", broker.bootstrap, "--alerts-topic", alerts]
+    assert main(argv) == 0
+    assert "alerts sent" in capsys.readouterr().out
+    sessions = {r.session_id for r in read_table(spark, chained.table("sessions")).collect()}
+    scores = {r.session_id: r for r in read_table(spark, chained.table("scores")).collect()}
+    assert sessions and set(scores) == sessions  # every closed session scored, once, by the same query
+    flagged = {s for s, r in scores.items() if r.is_anomaly}
+    assert {a["session_id"] for a in consume_all(broker.bootstrap, alerts)} == flagged
+    # the streamed blocks' sessions (cut from the same events by the same rules) score as before
+    before = {r.session_id: r for r in read_table(spark, wh.table("scores")).collect()}
+    common = set(before) & set(scores)
+    assert len(common) >= 0.9 * len(before), (len(common), len(before))
+    for s in common:
+        assert abs(scores[s].score - before[s].score) < 1e-4 and scores[s].is_anomaly == before[s].is_anomaly

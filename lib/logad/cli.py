@@ -17,7 +17,11 @@ from typing import TYPE_CHECKING
 from logad.errors import LogadError, explain
 
 if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from logad.config import Warehouse
     from logad.models.job import TrainJob
+    from logad.scoring import ScoreStage
 
 log = logging.getLogger("logad")
 
@@ -258,22 +262,35 @@ def cmd_promote(a: argparse.Namespace) -> int:
 def cmd_score(a: argparse.Namespace) -> int:
     from logad.config import Warehouse
     from logad.ingest import run
-    from logad.io.delta import table_summary
-    from logad.scoring import SCORES, ScoreStage, start_scoring
+    from logad.scoring import start_scoring
     from logad.session import get_spark
 
     spark = get_spark("logad-score", master=a.master, engine=a.engine)
     warehouse = Warehouse(a.warehouse)
-    which = a.model_version if a.model_version in ("promoted", "latest") else int(a.model_version)
-    stage = ScoreStage(spark, warehouse, a.model, which, a.models_dir,
-                       None if a.no_alerts else a.bootstrap, a.alerts_topic, a.top_k)
+    stage = _score_stage(spark, warehouse, a)
     try:
         run(start_scoring(spark, warehouse, stage, trigger=a.trigger, query_name=a.query_name), once=a.once)
     finally:
         stage.close()
+    _print_scored(warehouse, stage)
+    return 0
+
+
+def _score_stage(spark: SparkSession, warehouse: Warehouse, a: argparse.Namespace) -> ScoreStage:
+    """The ScoreStage of ``logad score`` and ``logad sessions run --score``."""
+    from logad.scoring import ScoreStage
+
+    which = a.model_version if a.model_version in ("promoted", "latest") else int(a.model_version)
+    return ScoreStage(spark, warehouse, a.model, which, a.models_dir,
+                      None if a.no_alerts else a.bootstrap, a.alerts_topic, a.top_k)
+
+
+def _print_scored(warehouse: Warehouse, stage: ScoreStage) -> None:
+    from logad.io.delta import table_summary
+    from logad.scoring import SCORES
+
     print(table_summary(warehouse.table(SCORES)))
     print(f"{stage.alerts_sent} alerts sent" + (f" to {stage.alerts_topic}" if stage.alerts_topic else ""))
-    return 0
 
 
 def cmd_explain(a: argparse.Namespace) -> int:
@@ -370,10 +387,17 @@ def cmd_sessions_run(a: argparse.Namespace) -> int:
 
     spark = get_spark("logad-sessions", master=a.master, engine=a.engine)
     warehouse = Warehouse(a.warehouse)
-    run(start_sessions(spark, warehouse, _session_rules(a), trigger=a.trigger, query_name=a.query_name),
-        once=a.once)
+    stage = _score_stage(spark, warehouse, a) if a.score else None
+    try:
+        run(start_sessions(spark, warehouse, _session_rules(a), trigger=a.trigger, query_name=a.query_name,
+                           score=stage), once=a.once)
+    finally:
+        if stage is not None:
+            stage.close()
     for name in (SESSIONS, REJECTS):
         print(table_summary(warehouse.table(name)))
+    if stage is not None:
+        _print_scored(warehouse, stage)
     return 0
 
 
@@ -560,8 +584,21 @@ def build_parser() -> argparse.ArgumentParser:
                        help="spark: where a line naming no task goes (default hints)")
         p.add_argument("--watermark", help="how late a line may come, e.g. '1 minute'")
 
+    def model_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--model", default="att_gru")
+        p.add_argument("--model-version", default="promoted", help="promoted (default, swapped live), latest or N")
+        p.add_argument("--models-dir", help="default <warehouse>/models")
+        p.add_argument("--bootstrap", default="127.0.0.1:9092", help="Kafka for the alerts")
+        p.add_argument("--alerts-topic", default="logad.alerts")
+        p.add_argument("--no-alerts", action="store_true", help="only the scores table")
+        p.add_argument("--top-k", type=int, default=5, help="events per alert, by attention weight")
+
     sr = ss.add_parser("run", help="stream events into the sessions table (stateful, event time)")
     rules_args(sr)
+    sr.add_argument("--score", action="store_true",
+                    help="also score the sessions each batch closes, in that batch (scores table + alerts; "
+                         "the model options as for `logad score`): no second query between a session and its alert")
+    model_args(sr)
     sr.add_argument("--trigger", default="5 seconds", help="micro-batch interval")
     sr.add_argument("--query-name", default="sessions",
                     help="names the checkpoint: one per query (e.g. one query per clock domain)")
@@ -618,13 +655,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sc = sub.add_parser("score", help="score closed sessions as they arrive: scores table + alerts topic")
     spark_args(sc)
-    sc.add_argument("--model", default="att_gru")
-    sc.add_argument("--model-version", default="promoted", help="promoted (default, swapped live), latest or N")
-    sc.add_argument("--models-dir", help="default <warehouse>/models")
-    sc.add_argument("--bootstrap", default="127.0.0.1:9092", help="Kafka for the alerts")
-    sc.add_argument("--alerts-topic", default="logad.alerts")
-    sc.add_argument("--no-alerts", action="store_true", help="only the scores table")
-    sc.add_argument("--top-k", type=int, default=5, help="events per alert, by attention weight")
+    model_args(sc)
     sc.add_argument("--trigger", default="5 seconds")
     sc.add_argument("--query-name", default="score")
     sc.add_argument("--once", action="store_true", help="score what is there now, then stop")

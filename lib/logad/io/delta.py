@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from logad.errors import DeltaError
@@ -158,10 +159,25 @@ def write_stream(df: DataFrame, table_uri: str, checkpoint: str, *, query_name: 
                                                                       partition_by))
 
 
-def write_stream_tables(df: DataFrame, outputs: Mapping[str, tuple[str, Callable[..., DataFrame]]],
+@dataclass(frozen=True)
+class Chain:
+    """A stage run on one output of the same micro-batch, with outputs of its own.
+
+    For scoring the sessions a sessions batch closed in that batch (:func:`logad.sessions.spark.
+    start_sessions` with ``score=``) instead of in a second query that waits for its trigger and
+    reads the ``sessions`` table back: ``stage.apply`` gets the rows written to ``outputs[source]``
+    and each of ``outputs`` is written from what it returns, exactly once per batch like the rest.
+    """
+
+    source: str
+    stage: BatchStage
+    outputs: Mapping[str, tuple[str, Callable[[DataFrame], DataFrame]]]
+
+
+def write_stream_tables(df: DataFrame, outputs: Mapping[str, tuple[str, Callable[[DataFrame], DataFrame]]],
                         checkpoint: str, *, query_name: str, trigger: str = "10 seconds",
                         prepare: Callable[[DataFrame], DataFrame] | None = None,
-                        stage: BatchStage | None = None) -> StreamingQuery:
+                        stage: BatchStage | None = None, chain: Chain | None = None) -> StreamingQuery:
     """Start one streaming query that appends to several Delta tables, each exactly once.
 
     Each micro-batch is ``prepare``-d once and persisted, passed through ``stage`` if there is
@@ -169,7 +185,9 @@ def write_stream_tables(df: DataFrame, outputs: Mapping[str, tuple[str, Callable
     ``name -> (table_uri, transform)`` is written from it: the embedded engine with one delta-rs
     commit per table carrying ``(app_id, batch_id)``, the native one with delta-spark's
     idempotent ``txnAppId`` / ``txnVersion`` writes. A replayed batch is skipped table by table,
-    so a crash between two tables' commits is repaired on restart.
+    so a crash between two tables' commits is repaired on restart. A ``chain`` then runs its stage
+    on one of those outputs and writes its own outputs the same way. An empty micro-batch (a
+    stateful query's batch that only moves the watermark and closes nothing) writes nothing.
 
     Example:
         >>> write_stream_tables(records, {"events": ("/w/tables/events", events)},
@@ -182,33 +200,56 @@ def write_stream_tables(df: DataFrame, outputs: Mapping[str, tuple[str, Callable
     prepared = prepare(df) if prepare else df
     if stage is not None:
         prepared = stage.schema(prepared)
+    if chain is not None and chain.source not in outputs:
+        raise ValueError(f"chain source {chain.source!r} is not one of the outputs {sorted(outputs)}")
     if not native:
         for uri, transform in outputs.values():
             ensure_table(uri, arrow_schema(transform(prepared)))
+        if chain is not None:
+            chained = chain.stage.schema(outputs[chain.source][1](prepared))
+            for uri, transform in chain.outputs.values():
+                ensure_table(uri, arrow_schema(transform(chained)))
+
+    def write(name: str, uri: str, out: DataFrame, batch_id: int, app_id: str, timings: list[str]) -> None:
+        t = time.perf_counter()
+        if native:
+            (out.write.format("delta").option("txnAppId", app_id)
+             .option("txnVersion", batch_id).mode("append").save(uri))
+            timings.append(f"{name} {time.perf_counter() - t:.2f}s")
+        else:
+            n = append_batch(out, uri, app_id, batch_id)
+            timings.append(f"{name} +{n} {time.perf_counter() - t:.2f}s")
 
     def write_batch(batch: DataFrame, batch_id: int, app_id: str) -> None:
         started = time.perf_counter()
         base = (prepare(batch) if prepare else batch).persist()
+        kept: DataFrame | None = None
         try:
             rows = base.count()  # materialises the prepared batch once, for every table
             timings = [f"{rows} in, prepared in {time.perf_counter() - started:.2f}s"]
+            if rows == 0:
+                log.debug("%s batch %d: empty, nothing to write", query_name, batch_id)
+                return
             staged = base
             if stage is not None:
                 t = time.perf_counter()
                 staged = stage.apply(base, batch_id, app_id)
                 timings.append(f"{type(stage).__name__} {time.perf_counter() - t:.2f}s")
             for name, (uri, transform) in outputs.items():
-                t = time.perf_counter()
                 out = transform(staged)
-                if native:
-                    (out.write.format("delta").option("txnAppId", app_id)
-                     .option("txnVersion", batch_id).mode("append").save(uri))
-                    timings.append(f"{name} {time.perf_counter() - t:.2f}s")
-                else:
-                    n = append_batch(out, uri, app_id, batch_id)
-                    timings.append(f"{name} +{n} {time.perf_counter() - t:.2f}s")
+                if chain is not None and name == chain.source:
+                    kept = out = out.persist()
+                write(name, uri, out, batch_id, app_id, timings)
+            if chain is not None and kept is not None:
+                t = time.perf_counter()
+                chained = chain.stage.apply(kept, batch_id, app_id)
+                timings.append(f"{type(chain.stage).__name__} {time.perf_counter() - t:.2f}s")
+                for name, (uri, transform) in chain.outputs.items():
+                    write(name, uri, transform(chained), batch_id, app_id, timings)
             log.info("%s batch %d: %s", query_name, batch_id, ", ".join(timings))
         finally:
+            if kept is not None:
+                kept.unpersist()
             base.unpersist()
 
     writer = (df.writeStream.queryName(query_name).option("checkpointLocation", checkpoint)
