@@ -4,13 +4,14 @@ Load: the bundled Spark executor log (Spark_2k, real lines), its TIDs renumbered
 and its timestamps set to the wall clock as each line is produced, at --rate lines/s for
 --seconds into one topic (one executor log: key ``exec1|stderr``). Three streaming queries run in
 one Spark application (``local[2]``, trigger 1 s each): ingest -> sessions (Spark Task workflows,
-watermark --watermark) -> score (+ alerts). A Task workflow closes at its ``Finished task`` line,
+watermark --watermark) -> score (+ alerts); with ``--chain``, two: ingest -> sessions scored in
+the batch that closes them (``logad sessions run --score``). A Task workflow closes at its ``Finished task`` line,
 so the latency of a workflow is: its alert received by a consumer - its ``Finished task`` line
 produced. The model is a small ATT-GRU trained for a few epochs on HDFS windows (the speed does
 not depend on it) with its threshold set to 0 so that every workflow raises an alert: the
 measurement covers the alert path for every session.
 
-    .venv/bin/python bench/latency.py [--rate 5000] [--seconds 60] [--watermark '2 seconds']
+    .venv/bin/python bench/latency.py [--rate 5000] [--seconds 60] [--watermark '2 seconds'] [--chain]
 
 Prints p50/p95/p99 and one JSON line; workflows whose alert had not come 60 s after the load
 stopped count as missing.
@@ -65,6 +66,9 @@ def main() -> None:
     ap.add_argument("--watermark", default="2 seconds")
     ap.add_argument("--scheduler", choices=["fifo", "fair"], default="fifo",
                     help="fair: spark.scheduler.mode=FAIR, each query in its own pool")
+    ap.add_argument("--verbose", action="store_true", help="log every micro-batch's timings (logad at INFO)")
+    ap.add_argument("--chain", action="store_true",
+                    help="score in the sessions query's batches (two queries) instead of a third query")
     a = ap.parse_args()
 
     import logging
@@ -83,7 +87,9 @@ def main() -> None:
     from logad.sessions.rules import rules_for
     from logad.sessions.spark import start_sessions
 
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    if a.verbose:
+        logging.getLogger("logad").setLevel(logging.INFO)
     tmp = Path(tempfile.mkdtemp(prefix="bench-latency-"))
     cfg = Broker(port=free_port(), state_dir=str(tmp / "broker"))
     broker_io.start(cfg)
@@ -146,13 +152,14 @@ def main() -> None:
 
     pool("ingest")
     queries = [start_ingest(spark, KafkaSource(cfg.bootstrap, subscribe=topic), wh, trigger="1 second")]
+    stage = ScoreStage(spark, wh, "att_gru", "promoted", None, cfg.bootstrap, alerts)
     pool("sessions")
     queries.append(start_sessions(spark, wh, [rules_for("spark", watermark=a.watermark, idle_s=60.0)],
-                                  trigger="1 second"))
-    time.sleep(15)  # the sessions table must exist before the scoring query reads it
-    stage = ScoreStage(spark, wh, "att_gru", "promoted", None, cfg.bootstrap, alerts)
-    pool("score")
-    queries.append(start_scoring(spark, wh, stage, trigger="1 second"))
+                                  trigger="1 second", score=stage if a.chain else None))
+    if not a.chain:
+        time.sleep(15)  # the sessions table must exist before the scoring query reads it
+        pool("score")
+        queries.append(start_scoring(spark, wh, stage, trigger="1 second"))
     threads = [threading.Thread(target=load), threading.Thread(target=consume, daemon=True)]
     for t in threads:
         t.start()
@@ -162,6 +169,9 @@ def main() -> None:
                                          if measuring[0] <= v <= measuring[1]):
         time.sleep(1)
     stop.set()
+    failed = [f"{q.name}: {q.exception()}" for q in queries if q.exception() is not None]
+    if failed:
+        raise SystemExit("a query failed, no figures: " + "; ".join(failed)[:2000])
     batches = {}
     for q in queries:  # where the time goes: each query's micro-batch durations
         ds = [b["durationMs"].get("triggerExecution", 0) / 1000 for b in q.recentProgress if b["numInputRows"]]
@@ -174,7 +184,7 @@ def main() -> None:
 
     window = {k: v for k, v in finished.items() if measuring[0] <= v <= measuring[1]}
     lat = np.array([received[k] - v for k, v in window.items() if k in received])
-    out = {"bench": "latency", "scheduler": a.scheduler, "rate_target": a.rate, "rate_produced": round(produced[0] / (a.warmup + a.seconds)),
+    out = {"bench": "latency", "queries": "chained" if a.chain else "three", "scheduler": a.scheduler, "rate_target": a.rate, "rate_produced": round(produced[0] / (a.warmup + a.seconds)),
            "seconds": a.seconds, "watermark": a.watermark, "workflows": len(window),
            "alerted": int(len(lat)), "missing": len(window) - int(len(lat)),
            "alerts_sent": stage.alerts_sent, "alerts_received": len(received), "batches": batches}

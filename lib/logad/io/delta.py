@@ -184,8 +184,9 @@ def write_stream_tables(df: DataFrame, outputs: Mapping[str, tuple[str, Callable
     one (:class:`BatchStage`), then every output
     ``name -> (table_uri, transform)`` is written from it: the embedded engine with one delta-rs
     commit per table carrying ``(app_id, batch_id)``, the native one with delta-spark's
-    idempotent ``txnAppId`` / ``txnVersion`` writes. A replayed batch is skipped table by table,
-    so a crash between two tables' commits is repaired on restart. A ``chain`` then runs its stage
+    idempotent ``txnAppId`` / ``txnVersion`` writes, the tables at the same time (one thread
+    each). A replayed batch is skipped table by table, so a crash between two tables' commits is
+    repaired on restart. A ``chain`` then runs its stage
     on one of those outputs and writes its own outputs the same way. An empty micro-batch (a
     stateful query's batch that only moves the watermark and closes nothing) writes nothing.
 
@@ -220,6 +221,32 @@ def write_stream_tables(df: DataFrame, outputs: Mapping[str, tuple[str, Callable
             n = append_batch(out, uri, app_id, batch_id)
             timings.append(f"{name} +{n} {time.perf_counter() - t:.2f}s")
 
+    def write_all(todo: list[tuple[str, str, DataFrame]], batch_id: int, app_id: str, timings: list[str]) -> None:
+        """Write the outputs at the same time, one thread each: every write is a Spark job and a
+        commit whose fixed cost (scheduling, a Python worker, the Delta log) dominates a small
+        micro-batch, and the tables do not depend on each other (each write is exactly once by
+        itself). Waits for all of them; the first error is raised after."""
+        from pyspark import InheritableThread  # the scheduler pool and job group go along
+
+        errors: list[BaseException] = []
+
+        def one(name: str, uri: str, out: DataFrame) -> None:
+            try:
+                write(name, uri, out, batch_id, app_id, timings)
+            except BaseException as e:  # raised in the batch's thread below
+                errors.append(e)
+
+        if len(todo) == 1:
+            write(*todo[0], batch_id, app_id, timings)
+            return
+        threads = [InheritableThread(one, args=job) for job in todo]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        if errors:
+            raise errors[0]
+
     def write_batch(batch: DataFrame, batch_id: int, app_id: str) -> None:
         started = time.perf_counter()
         base = (prepare(batch) if prepare else batch).persist()
@@ -235,17 +262,19 @@ def write_stream_tables(df: DataFrame, outputs: Mapping[str, tuple[str, Callable
                 t = time.perf_counter()
                 staged = stage.apply(base, batch_id, app_id)
                 timings.append(f"{type(stage).__name__} {time.perf_counter() - t:.2f}s")
+            todo = []
             for name, (uri, transform) in outputs.items():
                 out = transform(staged)
                 if chain is not None and name == chain.source:
                     kept = out = out.persist()
-                write(name, uri, out, batch_id, app_id, timings)
+                todo.append((name, uri, out))
+            write_all(todo, batch_id, app_id, timings)
             if chain is not None and kept is not None:
                 t = time.perf_counter()
                 chained = chain.stage.apply(kept, batch_id, app_id)
                 timings.append(f"{type(chain.stage).__name__} {time.perf_counter() - t:.2f}s")
-                for name, (uri, transform) in chain.outputs.items():
-                    write(name, uri, transform(chained), batch_id, app_id, timings)
+                write_all([(name, uri, transform(chained)) for name, (uri, transform) in chain.outputs.items()],
+                          batch_id, app_id, timings)
             log.info("%s batch %d: %s", query_name, batch_id, ", ".join(timings))
         finally:
             if kept is not None:
