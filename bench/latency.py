@@ -5,8 +5,8 @@ and its timestamps set to the wall clock as each line is produced, at --rate lin
 --seconds into one topic (one executor log: key ``exec1|stderr``). Three streaming queries run in
 one Spark application (``local[2]``, trigger 1 s each): ingest -> sessions (Spark Task workflows,
 watermark --watermark) -> score (+ alerts); with ``--chain``, two: ingest -> sessions scored in
-the batch that closes them (``logad sessions run --score``). A Task workflow closes at its ``Finished task`` line,
-so the latency of a workflow is: its alert received by a consumer - its ``Finished task`` line
+the batch that closes them (``logad sessions run --score``). A Task workflow closes at its
+``Finished task`` line, so the latency of a workflow is: its alert received by a consumer - its ``Finished task`` line
 produced. The model is a small ATT-GRU trained for a few epochs on HDFS windows (the speed does
 not depend on it) with its threshold set to 0 so that every workflow raises an alert: the
 measurement covers the alert path for every session.
@@ -184,7 +184,8 @@ def main() -> None:
 
     window = {k: v for k, v in finished.items() if measuring[0] <= v <= measuring[1]}
     lat = np.array([received[k] - v for k, v in window.items() if k in received])
-    out = {"bench": "latency", "queries": "chained" if a.chain else "three", "scheduler": a.scheduler, "rate_target": a.rate, "rate_produced": round(produced[0] / (a.warmup + a.seconds)),
+    out = {"bench": "latency", "queries": "chained" if a.chain else "three", "scheduler": a.scheduler,
+           "rate_target": a.rate, "rate_produced": round(produced[0] / (a.warmup + a.seconds)),
            "seconds": a.seconds, "watermark": a.watermark, "workflows": len(window),
            "alerted": int(len(lat)), "missing": len(window) - int(len(lat)),
            "alerts_sent": stage.alerts_sent, "alerts_received": len(received), "batches": batches}

@@ -35,6 +35,8 @@ from logad.config import Warehouse
 from logad.errors import LogadError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import numpy as np
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.streaming import StreamingQuery
@@ -352,14 +354,19 @@ def build_alert(cur: Loaded, row: dict[str, Any], top: list[tuple[int, float]], 
     }
 
 
+def score_outputs(warehouse: Warehouse) -> dict[str, tuple[str, Callable[[DataFrame], DataFrame]]]:
+    """The ``scores`` table as an output of :func:`logad.io.delta.write_stream_tables`, for the
+    scoring query and for scoring chained in the sessions query."""
+    return {SCORES: (warehouse.table(SCORES), lambda df: df.select(*SCORE_COLUMNS))}
+
+
 def start_scoring(spark: SparkSession, warehouse: Warehouse, stage: ScoreStage, trigger: str = "5 seconds",
                   query_name: str = "score", starting_version: int = 0) -> StreamingQuery:
     """Start the streaming query ``sessions`` -> ``scores`` (+ alerts)."""
     from logad.io.delta import read_stream, write_stream_tables
 
     sessions = read_stream(spark, warehouse.table("sessions"), starting_version)
-    outputs = {SCORES: (warehouse.table(SCORES), lambda df: df.select(*SCORE_COLUMNS))}
-    query = write_stream_tables(sessions, outputs, warehouse.checkpoint(query_name), query_name=query_name,
+    query = write_stream_tables(sessions, score_outputs(warehouse), warehouse.checkpoint(query_name), query_name=query_name,
                                 trigger=trigger, stage=stage)
     log.info("query %s: sessions -> %s%s", query_name, warehouse.table(SCORES),
              f" + alerts to {stage.alerts_topic}" if stage.alerts_topic else "")
@@ -399,4 +406,4 @@ def explain(spark: SparkSession, warehouse: Warehouse, session_id: str, models_d
     return s, [(i, lines.get(i, "<raw line not in raw_logs>"), top.get(i)) for i in range(len(row["topics"]))]
 
 
-__all__ = ["SCORES", "ScoreStage", "build_alert", "event_steps", "explain", "start_scoring", "top_events"]
+__all__ = ["SCORES", "ScoreStage", "build_alert", "event_steps", "explain", "score_outputs", "start_scoring", "top_events"]

@@ -3,8 +3,8 @@
 :func:`train_with_distributor` starts ``num_processes`` training processes (on the driver in local
 mode, on executors otherwise); each joins a process group (gloo on CPU, NCCL on GPUs), trains its
 shard of the examples with DistributedDataParallel (:func:`logad.models.train.fit`), and every
-rank returns rank 0's weights as the same bytes (:func:`rank0_result`). :func:`train_on_rank` is module-level and imports torch inside, so it is
-safe to ship to workers; it does no I/O.
+rank returns rank 0's weights as the same bytes (:func:`rank0_result`). :func:`train_on_rank` is
+module-level and imports torch inside, so it is safe to ship to workers; it does no I/O.
 
 Example:
     >>> result = train_with_distributor(spark, ModelConfig(vocab_size=40), TrainConfig(),

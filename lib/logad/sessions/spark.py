@@ -376,9 +376,9 @@ def start_sessions(spark: SparkSession, warehouse: Warehouse, rules: Sequence[Se
     }
     chain = None
     if score is not None:
-        from logad.scoring import SCORE_COLUMNS, SCORES
+        from logad.scoring import score_outputs
 
-        chain = Chain(SESSIONS, score, {SCORES: (warehouse.table(SCORES), lambda df: df.select(*SCORE_COLUMNS))})
+        chain = Chain(SESSIONS, score, score_outputs(warehouse))
     query = write_stream_tables(cut, outputs, warehouse.checkpoint(query_name), query_name=query_name,
                                 trigger=trigger, chain=chain)
     log.info("query %s: events -> sessions for %s (watermark %s)%s", query_name,
