@@ -134,6 +134,42 @@ def test_metrics_compute_f1_from_precision_and_recall():
     assert m["auc"] == pytest.approx(7 / 9)  # 7 of the 9 (pos, neg) pairs ranked right
 
 
+def test_the_threshold_sits_in_the_middle_of_the_best_f1_gap_not_at_its_edge():
+    import numpy as np
+
+    from logad.models.train import best_threshold, metrics
+
+    # validation: normals up to 0.05, anomalies from 0.9; any cut in (0.05, 0.9] gives F1 1.0
+    labels = [0, 0, 0, 0, 1, 1, 1]
+    scores = np.array([0.001, 0.01, 0.02, 0.05, 0.9, 0.95, 0.999])
+    cut = best_threshold(labels, scores)
+    assert metrics(labels, scores, cut)["f1"] == 1.0
+    assert 0.05 < cut < 0.9
+    # the middle in log-odds: an unseen normal at 0.2 and an unseen anomaly at 0.7 both land right
+    assert 0.2 < cut < 0.7
+    # the old rule (the lowest score with the best F1: the lowest anomaly's, 0.9) missed 0.7
+    assert metrics([0, 1], np.array([0.2, 0.7]), cut)["f1"] == 1.0
+    # scores that are not probabilities: the plain middle
+    assert best_threshold([0, 0, 1, 1], np.array([1.0, 2.0, 6.0, 8.0])) == pytest.approx(4.0)
+    # no perfect cut: still the best F1 there is
+    noisy = np.array([0.1, 0.6, 0.4, 0.8])
+    assert metrics([0, 0, 1, 1], noisy, best_threshold([0, 0, 1, 1], noisy))["f1"] == pytest.approx(0.8)
+
+
+def test_among_epochs_with_the_same_validation_f1_the_lower_validation_loss_is_kept():
+    from logad.models.train import TrainConfig, fit
+
+    train, valid = toy(400), toy(100, seed=1)
+    result = fit(ModelConfig(**SMALL), TrainConfig(epochs=12, batch_size=64, lr=1e-2, patience=20), train, valid)
+    h = result.history
+    best = h[result.best_epoch]
+    assert best["val_f1"] == max(r["val_f1"] for r in h)
+    tied = [r for r in h if r["val_f1"] == best["val_f1"]]
+    assert len(tied) > 1, "the toy task should reach its best F1 more than once"
+    assert best["val_loss"] == min(r["val_loss"] for r in tied)
+    assert result.best_epoch > tied[0]["epoch"]  # not frozen at the first epoch that reached it
+
+
 def test_fit_learns_stops_early_and_resumes_to_the_same_weights(tmp_path):
     from logad.models.train import TrainConfig, fit, metrics, predict
 
