@@ -477,7 +477,8 @@ def train_args(tr: argparse.ArgumentParser, pinned: bool = True) -> None:
     tr.add_argument("--epochs", type=int, default=30)
     tr.add_argument("--batch-size", type=int, default=2048, help="global; each process takes its share")
     tr.add_argument("--lr", type=float, default=1e-3)
-    tr.add_argument("--patience", type=int, default=5, help="epochs without a better validation F1")
+    tr.add_argument("--patience", type=int, default=5,
+                    help="epochs without a better validation F1 (or a lower validation loss at that F1)")
     tr.add_argument("--embed-dim", type=int, default=32)
     tr.add_argument("--repeats", action="store_true", help="collapse repeated events (count as input)")
     tr.add_argument("--max-len", type=int, default=512)
