@@ -2,8 +2,10 @@
 a TorchDistributor run (DistributedDataParallel over gloo on CPU, NCCL on GPUs).
 
 - :func:`fit` trains on ``(sequence, label)`` examples with Adam and cross-entropy (Table 2:
-  lr 1e-3, batch 2048), logs epoch, loss and validation F1, stops early when validation F1 has
-  not improved for ``patience`` epochs, keeps the best weights, and resumes from a checkpoint.
+  lr 1e-3, batch 2048), logs epoch, loss and validation F1 and loss, keeps the weights of the
+  epoch with the best validation F1 (the lowest validation loss among epochs tied on it), stops
+  early after ``patience`` epochs without a better one, and resumes from a checkpoint.
+- :func:`best_threshold` puts the score cut in the middle of the best validation F1's interval.
 - :func:`metrics` computes precision, recall, F1 (from P and R) and ROC-AUC.
 - :func:`save_artifact` / :func:`load_artifact` write and read the versioned model file:
   weights, config, vocabulary and template vectors, threshold, metrics, data and code versions.
