@@ -94,12 +94,15 @@ def test_labels_agree_with_what_spark_reports_and_the_logs_show(corpus):
         fault, status, end = r["fault"], r["status"], r["log_end"]
         if status == "ExecutorLostFailure" and fault != "executor_lost":
             continue  # its executor went down (another task's fault) before its own fault played out
+        # a speculative copy of a slow attempt finished first and Spark killed this one before its
+        # fault played out (seen with oom: the allocation loop ran 6.7 s, the copy won)
+        preempted = status == "TaskKilled" and r["detail"] == "another attempt succeeded" and end == "killed"
         if fault == "exception":
-            assert status == "ExceptionFailure" and end == "exception", r
+            assert (status == "ExceptionFailure" and end == "exception") or preempted, r
         elif fault == "corrupt_record":
             # or cancelled: the job aborted (another file's fourth failure) as this one raised
             assert (status == "ExceptionFailure" and "ValueError" in r["detail"]) or \
-                (status == "TaskKilled" and "cancel" in r["detail"]), r
+                (status == "TaskKilled" and "cancel" in r["detail"]) or preempted, r
         elif fault == "kill":
             # our kill, or a speculative copy's win if it came first (the Python worker takes
             # a few seconds to die)
@@ -109,7 +112,7 @@ def test_labels_agree_with_what_spark_reports_and_the_logs_show(corpus):
             assert status == "ExecutorLostFailure" and end in ("none", "missing"), r
         elif fault == "oom":
             assert (status == "ExceptionFailure" and "OutOfMemoryError" in r["detail"]) or \
-                status == "ExecutorLostFailure", r
+                status == "ExecutorLostFailure" or preempted, r
         elif fault == "slow":
             assert status in ("Success", "TaskKilled"), r
             assert status == "TaskKilled" or int(r["finish_ms"]) - int(r["launch_ms"]) >= 8000, r
