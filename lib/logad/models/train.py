@@ -147,47 +147,46 @@ def best_threshold(labels: Sequence[int], scores: np.ndarray) -> float:
     """The score cut that maximises F1 on validation data (stored with the model).
 
     Every cut between two neighbouring distinct scores gives the same F1, so the best F1 holds on
-    an interval of cuts; this returns the middle of the widest such interval (in log-odds for
-    probabilities), not its edge. The edge is the lowest-scoring validation anomaly's score, so
-    any unseen normal session above it is flagged (seen on HDFS: cut 0.070, three test normals
-    at 0.17; F1 0.917 where the middle of the gap gave 0.986 with the same weights' successors)."""
+    an interval of cuts; this returns the middle of the widest such interval (in log-odds when
+    the scores are probabilities), not its edge. The edge is the lowest-scoring validation
+    anomaly's score, so any unseen normal session above it is flagged (seen on HDFS, seed 0:
+    cut 0.070, three unseen normal blocks at 0.17)."""
     y = np.asarray(labels, dtype=np.int64)
     s = np.asarray(scores, dtype=np.float64)
-    values = np.unique(s)  # ascending; cut t flags scores >= t
+    values = np.unique(s)  # ascending; the cut t flags scores >= t
     if not len(values):
         return 0.5
     f1s = np.asarray([metrics(y, s, float(t))["f1"] for t in values])
-    best = f1s.max()
-    # runs of consecutive candidates that reach the best F1; a run [i, j] covers the cuts
-    # (values[i-1], values[j]]: anything above the last score below it, up to values[j]
-    hits = np.flatnonzero(f1s == best)
-    runs: list[tuple[int, int]] = []
-    for i in hits:
-        if runs and runs[-1][1] == i - 1:
-            runs[-1] = (runs[-1][0], int(i))
-        else:
-            runs.append((int(i), int(i)))
     probability = bool(np.all((s >= 0) & (s <= 1)))
 
-    def odds(v: float) -> float:
+    def to_space(v: float) -> float:  # log-odds for probabilities
+        if not probability:
+            return v
         v = min(max(v, 1e-7), 1 - 1e-7)
         return float(np.log(v / (1 - v)))
 
-    def width(run: tuple[int, int]) -> tuple[float, float, float]:
-        i, j = run
-        hi = float(values[j])
-        lo = float(values[i - 1]) if i > 0 else hi - (1.0 if not probability else hi)
-        if probability:
-            a, b = odds(lo), odds(hi)
-            return b - a, lo, hi
-        return hi - lo, lo, hi
+    def from_space(z: float) -> float:
+        return float(1 / (1 + np.exp(-z))) if probability else z
 
-    _, lo, hi = max((width(r) for r in runs), key=lambda w: w[0])
-    if probability:
-        a, b = odds(lo), odds(hi)
-        mid = float(1 / (1 + np.exp(-(a + b) / 2)))
-    else:
-        mid = (lo + hi) / 2
+    # a run i..j of candidates that all reach the best F1 covers the cuts (values[i-1], values[j]]
+    best: tuple[float, float, float] | None = None  # (width, lo, hi)
+    i = 0
+    while i < len(values):
+        if f1s[i] != f1s.max():
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(values) and f1s[j + 1] == f1s.max():
+            j += 1
+        hi = float(values[j])
+        lo = float(values[i - 1]) if i > 0 else (0.0 if probability else hi - 1.0)
+        width = to_space(hi) - to_space(lo)
+        if best is None or width > best[0]:
+            best = (width, lo, hi)
+        i = j + 1
+    assert best is not None
+    _, lo, hi = best
+    mid = from_space((to_space(lo) + to_space(hi)) / 2)
     return mid if lo < mid <= hi else hi
 
 
