@@ -156,7 +156,16 @@ def best_threshold(labels: Sequence[int], scores: np.ndarray) -> float:
     values = np.unique(s)  # ascending; the cut t flags scores >= t
     if not len(values):
         return 0.5
-    f1s = np.asarray([metrics(y, s, float(t))["f1"] for t in values])
+    # F1 at every cut at once: tp and fp are the positives and negatives scoring >= the cut
+    pos, neg = np.sort(s[y == 1]), np.sort(s[y == 0])
+    tp = len(pos) - np.searchsorted(pos, values, side="left")
+    fp = len(neg) - np.searchsorted(neg, values, side="left")
+    precision = np.divide(tp, tp + fp, out=np.zeros(len(values)), where=tp + fp > 0)
+    recall = tp / len(pos) if len(pos) else np.zeros(len(values))
+    # as metrics() computes it, so that equal F1s tie the same way
+    f1s = np.divide(2 * precision * recall, precision + recall, out=np.zeros(len(values)),
+                    where=precision + recall > 0)
+    top = f1s.max()
     probability = bool(np.all((s >= 0) & (s <= 1)))
 
     def to_space(v: float) -> float:  # log-odds for probabilities
@@ -172,11 +181,11 @@ def best_threshold(labels: Sequence[int], scores: np.ndarray) -> float:
     best: tuple[float, float, float] | None = None  # (width, lo, hi)
     i = 0
     while i < len(values):
-        if f1s[i] != f1s.max():
+        if f1s[i] != top:
             i += 1
             continue
         j = i
-        while j + 1 < len(values) and f1s[j + 1] == f1s.max():
+        while j + 1 < len(values) and f1s[j + 1] == top:
             j += 1
         hi = float(values[j])
         lo = float(values[i - 1]) if i > 0 else (0.0 if probability else hi - 1.0)
