@@ -34,34 +34,61 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _broker_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--port", type=int, default=9092, help="TCP port on 127.0.0.1 (default 9092)")
-    p.add_argument("--state-dir", default=".logad/broker", help="pid and log files (default .logad/broker)")
-    p.add_argument("--storage", default="memory://tansu/",
-                   help="tansu storage URL: memory://tansu/ (default, lost on restart) or s3://bucket/")
-    p.add_argument("--s3-endpoint", default=None,
-                   help="S3-compatible store for s3:// storage, e.g. http://127.0.0.1:9000 "
-                        "(credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)")
+    p.add_argument("--port", type=int, default=9092,
+                   help="base TCP port on 127.0.0.1: node i serves clients on PORT+i (default 9092)")
+    p.add_argument("--nodes", type=int, default=1, choices=[1, 3],
+                   help="1, or 3 for replication factor 3 with min.insync.replicas=2")
+    p.add_argument("--state-dir", default=".logad/broker",
+                   help="each node's log, data, pid and settings (default .logad/broker)")
+    p.add_argument("--security", default="plaintext", choices=["plaintext", "sasl", "sasl_ssl"],
+                   help="client listener: plaintext, SASL SCRAM-SHA-512, or SCRAM over TLS")
+    p.add_argument("--user", action="append", default=[], metavar="NAME:PASSWORD",
+                   help="a SCRAM user, created when the storage is formatted (repeatable)")
 
 
 def _broker_cfg(a: argparse.Namespace):  # type: ignore[no-untyped-def]
     from logad.config import Broker
+    from logad.errors import ConfigError
 
-    return Broker(port=a.port, state_dir=a.state_dir, storage=a.storage, s3_endpoint=a.s3_endpoint)
+    users = []
+    for item in a.user:
+        name, sep, password = item.partition(":")
+        if not sep:
+            raise ConfigError(f"--user {item!r}: give NAME:PASSWORD")
+        users.append((name, password))
+    return Broker(port=a.port, nodes=a.nodes, state_dir=a.state_dir, security=a.security,
+                  users=tuple(users))
+
+
+def _kafka_args(p: argparse.ArgumentParser, help: str = "kafka.bootstrap.servers") -> None:
+    p.add_argument("--bootstrap", default="127.0.0.1:9092", help=f"{help} (default 127.0.0.1:9092)")
+    p.add_argument("--kafka-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a Kafka client setting with the Java client's name, e.g. "
+                        "security.protocol=SASL_SSL (repeatable); Spark gets it as kafka.KEY")
 
 
 def cmd_broker(a: argparse.Namespace) -> int:
+    import json
+
     from logad.io import broker
 
     cfg = _broker_cfg(a)
     if a.action == "start":
         st = broker.start(cfg)
-        print(f"broker running: pid {st.pid}, bootstrap {st.bootstrap}, log {st.log_file}")
+        print(f"Kafka running: {cfg.nodes} node(s), bootstrap {st.bootstrap}, logs under {cfg.state_path}")
+        opts = broker.client_options(cfg)
+        if opts:
+            print("client settings: " + " ".join(f"--kafka-option '{k}={v}'" for k, v in opts.items()))
     elif a.action == "stop":
-        print("broker stopped" if broker.stop(cfg) else "no broker was running")
+        print("Kafka stopped" if broker.stop(cfg) else "no broker was running")
     else:
         st = broker.status(cfg)
-        print(f"broker {'running' if st.running else 'not running'}: bootstrap {st.bootstrap}"
-              + (f", pid {st.pid}" if st.pid else ""))
+        print(f"Kafka {'running' if st.running else 'not running'}: bootstrap {st.bootstrap}")
+        for n in st.nodes:
+            print(f"  node {n.node_id}: {'up' if n.running else 'down'} on port {n.port}"
+                  + (f", pid {n.pid}" if n.pid else "") + f", log {n.log_file}")
+        if a.verbose:
+            print(json.dumps([n.__dict__ for n in st.nodes]))
         return 0 if st.running else 1
     return 0
 
@@ -69,7 +96,10 @@ def cmd_broker(a: argparse.Namespace) -> int:
 def cmd_produce(a: argparse.Namespace) -> int:
     from logad.produce import produce_files
 
-    n = produce_files(a.bootstrap, a.topic, a.files, partitions=a.partitions)
+    from logad.io.kafka import parse_options
+
+    n = produce_files(a.bootstrap, a.topic, a.files, partitions=a.partitions,
+                      client=parse_options(a.kafka_option))
     print(f"produced {n} lines to {a.topic}")
     return 0
 
@@ -78,10 +108,12 @@ def cmd_ship(a: argparse.Namespace) -> int:
     import socket
     import threading
 
+    from logad.io.kafka import parse_options
     from logad.ship import ShipConfig, Shipper
 
     cfg = ShipConfig(
         paths=tuple(a.paths), bootstrap=a.bootstrap, host=a.host or socket.gethostname(),
+        client=parse_options(a.kafka_option),
         topic_prefix=a.topic_prefix, single_topic=a.topic, partitions=a.partitions,
         registry=a.registry, include=tuple(a.include_lines), exclude=tuple(a.exclude_lines),
         multiline_pattern=a.multiline_pattern, multiline_negate=a.multiline_negate,
@@ -102,6 +134,7 @@ def cmd_ingest(a: argparse.Namespace) -> int:
     from logad.errors import ConfigError
     from logad.ingest import EVENTS, RAW_LOGS, REJECTS, run, start_ingest
     from logad.io.delta import table_summary
+    from logad.io.kafka import parse_options
     from logad.parse.headers import Parser
     from logad.session import get_spark
     from logad.templates.stream import TEMPLATES
@@ -118,7 +151,8 @@ def cmd_ingest(a: argparse.Namespace) -> int:
     pattern = a.subscribe_pattern or (None if a.subscribe else r"logs\..*")
     source = KafkaSource(a.bootstrap, subscribe=a.subscribe, subscribe_pattern=pattern,
                          starting_offsets=a.starting_offsets,
-                         max_offsets_per_trigger=a.max_offsets_per_trigger)
+                         max_offsets_per_trigger=a.max_offsets_per_trigger,
+                         client=parse_options(a.kafka_option))
     warehouse = Warehouse(a.warehouse)
     query = start_ingest(spark, source, warehouse, parser=parser, trigger=a.trigger,
                          template_parser=a.templates)
@@ -170,7 +204,10 @@ def cmd_lab_replay(a: argparse.Namespace) -> int:
 
     from logad.lab.corpus import replay
 
-    sent = replay(a.corpus, a.bootstrap, topic_prefix=a.topic_prefix)
+    from logad.io.kafka import parse_options
+
+    sent = replay(a.corpus, a.bootstrap, topic_prefix=a.topic_prefix,
+                  client=parse_options(a.kafka_option))
     print(json.dumps(sent, indent=1))
     return 0
 
@@ -278,11 +315,13 @@ def cmd_score(a: argparse.Namespace) -> int:
 
 def _score_stage(spark: SparkSession, warehouse: Warehouse, a: argparse.Namespace) -> ScoreStage:
     """The ScoreStage of ``logad score`` and ``logad sessions run --score``."""
+    from logad.io.kafka import parse_options
     from logad.scoring import ScoreStage
 
     which = a.model_version if a.model_version in ("promoted", "latest") else int(a.model_version)
     return ScoreStage(spark, warehouse, a.model, which, a.models_dir,
-                      None if a.no_alerts else a.bootstrap, a.alerts_topic, a.top_k)
+                      None if a.no_alerts else a.bootstrap, a.alerts_topic, a.top_k,
+                      kafka_options=parse_options(a.kafka_option))
 
 
 def _print_scored(warehouse: Warehouse, stage: ScoreStage) -> None:
@@ -494,7 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    b = sub.add_parser("broker", help="start, stop or check the local Kafka-protocol broker")
+    b = sub.add_parser("broker", help="start, stop or check the local Apache Kafka broker (KRaft)")
     b.add_argument("action", choices=["start", "stop", "status"])
     _broker_args(b)
     b.set_defaults(func=cmd_broker)
@@ -502,13 +541,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("produce", help="produce the lines of files (plain or .gz) into a topic")
     p.add_argument("files", nargs="+")
     p.add_argument("--topic", required=True)
-    p.add_argument("--bootstrap", default="127.0.0.1:9092")
+    _kafka_args(p)
     p.add_argument("--partitions", type=int, default=1, help="partitions if the topic is created")
     p.set_defaults(func=cmd_produce)
 
     s = sub.add_parser("ship", help="tail log files into Kafka (Filebeat's role)")
     s.add_argument("paths", nargs="+", help="files and globs (quote globs)")
-    s.add_argument("--bootstrap", default="127.0.0.1:9092")
+    _kafka_args(s)
     s.add_argument("--host", default=None, help="host name for the topic and key (default: this host)")
     s.add_argument("--topic-prefix", default="logs", help="topic per host: <prefix>.<host> (default logs)")
     s.add_argument("--topic", default=None, help="one topic for all hosts instead (key host|file)")
@@ -527,7 +566,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_ship)
 
     i = sub.add_parser("ingest", help="stream Kafka records into raw_logs, events and rejects")
-    i.add_argument("--bootstrap", default="127.0.0.1:9092", help="kafka.bootstrap.servers")
+    _kafka_args(i)
     group = i.add_mutually_exclusive_group()
     group.add_argument("--subscribe", help="comma-separated topics")
     group.add_argument("--subscribe-pattern", help=r"topic regex (default logs\..*, the shipper's topics)")
@@ -589,7 +628,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--model", default="att_gru")
         p.add_argument("--model-version", default="promoted", help="promoted (default, swapped live), latest or N")
         p.add_argument("--models-dir", help="default <warehouse>/models")
-        p.add_argument("--bootstrap", default="127.0.0.1:9092", help="Kafka for the alerts")
+        _kafka_args(p, help="Kafka for the alerts")
         p.add_argument("--alerts-topic", default="logad.alerts")
         p.add_argument("--no-alerts", action="store_true", help="only the scores table")
         p.add_argument("--top-k", type=int, default=5, help="events per alert, by attention weight")
@@ -709,7 +748,7 @@ def build_parser() -> argparse.ArgumentParser:
     ls_.set_defaults(func=cmd_lab_stats)
     lp = lab.add_parser("replay", help="ship a corpus's logs into Kafka, one host per worker")
     lp.add_argument("corpus")
-    lp.add_argument("--bootstrap", default="127.0.0.1:19092")
+    _kafka_args(lp)
     lp.add_argument("--topic-prefix", default="logs")
     lp.set_defaults(func=cmd_lab_replay)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from logad.errors import ConfigError
 
 ENGINES = ("auto", "native", "embedded")
+SECURITY = ("plaintext", "sasl", "sasl_ssl")
 
 
 def _require(cond: bool, message: str) -> None:
@@ -55,7 +56,8 @@ class KafkaSource:
                  f"KafkaSource.max_offsets_per_trigger must be > 0, got {self.max_offsets_per_trigger}")
 
     def to_options(self) -> dict[str, str]:
-        """The option map understood by both Spark's Kafka source and logad's embedded one."""
+        """Spark's Kafka source options, without the client settings (see
+        :func:`logad.io.kafka.spark_options`, which adds ``client`` as ``kafka.<name>``)."""
         opts = {"kafka.bootstrap.servers": self.bootstrap_servers,
                 "startingOffsets": self.starting_offsets,
                 "failOnDataLoss": str(self.fail_on_data_loss).lower(),
@@ -68,7 +70,6 @@ class KafkaSource:
             opts["assign"] = self.assign
         if self.max_offsets_per_trigger:
             opts["maxOffsetsPerTrigger"] = str(self.max_offsets_per_trigger)
-        opts.update({f"kafka.{k}": v for k, v in self.client.items()})
         return opts
 
 
@@ -98,29 +99,43 @@ def _join(root: str, *parts: str) -> str:
 
 @dataclass(frozen=True)
 class Broker:
-    """The local Kafka-protocol broker (tansu) used by the demo and the tests."""
+    """The local Apache Kafka cluster (:mod:`logad.io.broker`) for the demo, the tests, a laptop.
+
+    ``nodes`` 1 or 3 (3: replication factor 3, ``min.insync.replicas=2``); ``security``
+    ``plaintext``, ``sasl`` (SCRAM-SHA-512) or ``sasl_ssl``, with ``users`` as
+    ``(name, password)`` pairs; ``heap`` per node JVM.
+    """
 
     host: str = "127.0.0.1"
     port: int = 9092
+    nodes: int = 1
     state_dir: str = ".logad/broker"
-    storage: str = "memory://tansu/"
-    s3_endpoint: str | None = None
+    security: str = "plaintext"
+    users: tuple[tuple[str, str], ...] = ()
+    heap: str = "512m"
+    tls_password: str = "logad-local"
+    max_message_bytes: int = 1_100_000
 
     def __post_init__(self) -> None:
         _require(self.host in ("127.0.0.1", "localhost", "::1"),
                  f"Broker.host={self.host!r}: the local broker only listens on loopback")
-        _require(0 < self.port < 65536, f"Broker.port={self.port} is not a TCP port")
-        _require(self.storage.startswith(("memory://", "s3://")),
-                 f"Broker.storage={self.storage!r}: use memory://tansu/ or s3://bucket/")
-        _require(self.s3_endpoint is None or self.storage.startswith("s3://"),
-                 "Broker.s3_endpoint is set but Broker.storage is not s3://")
+        _require(self.nodes in (1, 3), f"Broker.nodes={self.nodes}: use 1 or 3")
+        _require(0 < self.port and self.port + 3 * self.nodes < 65536,
+                 f"Broker.port={self.port} leaves no room for {self.nodes} node(s)' ports")
+        _require(self.security in SECURITY,
+                 f"Broker.security={self.security!r}: use one of {', '.join(SECURITY)}")
+        _require(self.security == "plaintext" or bool(self.users),
+                 f"Broker.security={self.security!r} needs at least one user (--user NAME:PASSWORD)")
+        for name, password in self.users:
+            _require(bool(name) and bool(password) and not set(name + password) & set(",=[]"),
+                     f"Broker.users: {name!r} needs a name and a password without , = [ ]")
 
     @property
     def bootstrap(self) -> str:
-        """``host:port`` for Kafka clients."""
-        return f"{self.host}:{self.port}"
+        """``host:port[,host:port]`` of every node, for Kafka clients."""
+        return ",".join(f"{self.host}:{self.port + i}" for i in range(self.nodes))
 
     @property
     def state_path(self) -> Path:
-        """The folder holding the pid file and the broker log."""
+        """The folder holding each node's log, data, pid and settings."""
         return Path(os.path.expanduser(self.state_dir)).absolute()

@@ -27,6 +27,10 @@ class KafkaSourceError(LogadError):
     """Reading from Kafka failed: unreachable broker, missing topic, bad offsets, data loss."""
 
 
+class JarsError(LogadError):
+    """The JVM jars (Kafka connector, delta-spark, the broker) cannot be resolved."""
+
+
 class DeltaError(LogadError):
     """Reading or writing a Delta table failed."""
 
@@ -36,7 +40,7 @@ class CheckpointError(LogadError):
 
 
 _CLASSES = {c.__name__: c for c in (LogadError, ConfigError, BrokerError, KafkaSourceError,
-                                    DeltaError, CheckpointError)}
+                                    JarsError, DeltaError, CheckpointError)}
 _WRAPPED = re.compile(r"logad\.errors\.(\w+): (.+?)(?:\n|$)")
 
 

@@ -29,10 +29,14 @@ def read_lines(path: str | Path) -> Iterator[bytes]:
             yield line.rstrip(b"\r\n")
 
 
-def producer_conf(bootstrap: str) -> dict[str, object]:
-    """Idempotent, batched producer settings."""
-    return {"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
-            "linger.ms": 20, "batch.num.messages": 10_000, "compression.type": "lz4"}
+def producer_conf(bootstrap: str, client: dict[str, str] | None = None) -> dict[str, object]:
+    """Idempotent, batched producer settings, with the client settings (security...) of
+    ``client`` (Java names, see :func:`logad.io.kafka.librdkafka_conf`)."""
+    from logad.io.kafka import librdkafka_conf
+
+    return librdkafka_conf(bootstrap, client or {}, **{
+        "enable.idempotence": True, "acks": "all", "linger.ms": 20, "batch.num.messages": 10_000,
+        "compression.type": "lz4"})
 
 
 def send(producer: Any, topic: str, value: bytes, **kw: Any) -> None:
@@ -46,7 +50,7 @@ def send(producer: Any, topic: str, value: bytes, **kw: Any) -> None:
 
 
 def produce_files(bootstrap: str, topic: str, files: Sequence[str | Path], partitions: int = 1,
-                  limit: int | None = None) -> int:
+                  limit: int | None = None, client: dict[str, str] | None = None) -> int:
     """Produce every line of ``files`` to ``topic`` (created with ``partitions`` if absent).
 
     Returns the number of lines produced and acknowledged.
@@ -57,8 +61,8 @@ def produce_files(bootstrap: str, topic: str, files: Sequence[str | Path], parti
     """
     from confluent_kafka import Producer
 
-    create_topics(bootstrap, {topic: partitions})
-    producer = Producer(producer_conf(bootstrap))
+    create_topics(bootstrap, {topic: partitions}, client=client)
+    producer = Producer(producer_conf(bootstrap, client))
     failures: list[str] = []
 
     def on_delivery(err: object, _msg: object) -> None:

@@ -96,7 +96,8 @@ class ScoreStage:
 
     def __init__(self, spark: SparkSession, warehouse: Warehouse, model: str = "att_gru",
                  which: str | int = "promoted", models_dir: str | None = None,
-                 bootstrap: str | None = None, alerts_topic: str | None = "logad.alerts", top_k: int = 5) -> None:
+                 bootstrap: str | None = None, alerts_topic: str | None = "logad.alerts", top_k: int = 5,
+                 kafka_options: dict[str, str] | None = None) -> None:
         self.spark, self.warehouse, self.name, self.which = spark, warehouse, model, which
         self.models_dir = Path(models_dir or Path(warehouse.root) / "models")
         self.top_k = top_k
@@ -107,7 +108,7 @@ class ScoreStage:
 
             from logad.produce import producer_conf
 
-            self.producer = Producer(producer_conf(str(bootstrap)))
+            self.producer = Producer(producer_conf(str(bootstrap), kafka_options))
         self.texts: dict[str, str] = {}
         self.current: Loaded | None = None
         self.swaps: list[tuple[int, int | None, int]] = []  # (batch, from, to)

@@ -19,6 +19,7 @@ from logad.config import ENGINES
 from logad.errors import ConfigError
 
 if TYPE_CHECKING:
+    from pyspark import SparkConf
     from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,28 @@ def local_defaults() -> dict[str, str]:
     }
 
 
+def connector_conf(submitted: SparkConf, wanted: dict[str, str]) -> dict[str, str]:
+    """``spark.jars`` with Spark's Kafka connector and delta-spark (resolved once into the cache
+    by :mod:`logad.jars`), and Delta's SQL extension and catalog, for a session started here.
+
+    Nothing where the user already names jars or packages (``spark.jars.packages``,
+    ``spark.jars``): theirs win, as on a cluster.
+    """
+    def given(key: str) -> str | None:
+        return wanted.get(key) or submitted.get(key, None)
+
+    if given("spark.jars.packages") or given("spark.jars"):
+        return {}
+    from logad import jars
+
+    found = jars.resolve(jars.connectors(), purpose="spark-connectors",
+                         repos=given("spark.jars.repositories"),
+                         ivy_settings=given("spark.jars.ivySettings"))
+    return {"spark.jars": ",".join(found),
+            "spark.sql.extensions": DELTA_EXTENSION,
+            "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog"}
+
+
 def get_spark(app_name: str = "logad", master: str | None = None,
               engine: str | None = None, conf: dict[str, str] | None = None) -> SparkSession:
     """Return the active SparkSession, or start one, and decide its engine.
@@ -89,6 +112,9 @@ def get_spark(app_name: str = "logad", master: str | None = None,
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         wanted = dict(local_defaults()) if local else {}
         wanted.update(conf or {})
+        chosen = (engine or wanted.get(ENGINE_KEY) or submitted.get(ENGINE_KEY, "auto")).lower()
+        if local and chosen != "embedded":
+            wanted.update(connector_conf(submitted, wanted))
         for key, value in wanted.items():
             if not submitted.contains(key) or key in (conf or {}):
                 builder = builder.config(key, value)

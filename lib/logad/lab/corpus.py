@@ -372,7 +372,7 @@ def corpus_stats(out: Path, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def replay(corpus: str | Path, bootstrap: str, topic_prefix: str = "logs",
-           staging: str | Path | None = None) -> dict[str, int]:
+           staging: str | Path | None = None, client: dict[str, str] | None = None) -> dict[str, int]:
     """Ship a corpus's executor and driver logs into Kafka with the shipper, one host per worker
     (topics ``<prefix>.worker-1``, ...; the driver's as ``<prefix>.driver``). Returns records per topic."""
     from logad.ship import ShipConfig, Shipper
@@ -390,7 +390,8 @@ def replay(corpus: str | Path, bootstrap: str, topic_prefix: str = "logs",
             (folder / p.name.removesuffix(".gz")).write_bytes(_read_text(p).encode())
         ship = ShipConfig((str(folder / "*.log"),), bootstrap, host=host, topic_prefix=topic_prefix,
                           registry=str(stage / f"{host}.registry.json"), progress_interval_s=60,
-                          multiline_pattern=r"^\d{2}/\d{2}/\d{2} ", multiline_negate=True)
+                          multiline_pattern=r"^\d{2}/\d{2}/\d{2} ", multiline_negate=True,
+                          client=dict(client or {}))
         sent[ship.topic] = Shipper(ship).run(once=True).sent
         log.info("replayed %s as host %s: %d records", host_dir, host, sent[ship.topic])
     return sent

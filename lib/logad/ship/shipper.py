@@ -63,6 +63,7 @@ class ShipConfig:
     close_inactive_s: float = 300.0
     progress_interval_s: float = 10.0
     producer: dict[str, str] = field(default_factory=dict)
+    client: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.paths:
@@ -228,10 +229,11 @@ class Shipper:
         from logad.io.broker import create_topics
         from logad.produce import producer_conf
 
-        conf = producer_conf(self.cfg.bootstrap)
+        conf = producer_conf(self.cfg.bootstrap, self.cfg.client)
         conf.update(self.cfg.producer)
         try:
-            create_topics(self.cfg.bootstrap, {self.cfg.topic: self.cfg.partitions})
+            create_topics(self.cfg.bootstrap, {self.cfg.topic: self.cfg.partitions},
+                          client=self.cfg.client)
         except Exception as e:
             raise ShipError(f"cannot reach Kafka at --bootstrap {self.cfg.bootstrap} to create "
                             f"{self.cfg.topic}: {e}") from e
