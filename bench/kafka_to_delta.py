@@ -1,8 +1,10 @@
-"""Records/s from the broker into a Delta table through the embedded path, beside the ceiling.
+"""Records/s from the broker into a Delta table through logad's I/O, beside the ceiling.
 
 The ceiling is a plain confluent-kafka consumer reading the same records in one process, in the
-same run, against the same broker. The embedded path is logad's Kafka
-source -> its records as they are -> executors write Parquet -> delta-rs commit per micro-batch.
+same run, against the same Apache Kafka broker. The native path is Spark's Kafka source ->
+the records as they are -> delta-spark's streaming sink (what logad runs). ``--engines
+native,embedded`` also ran the embedded path (a Python Kafka source, delta-rs commits) until it
+was removed; its figures are in docs/benchmarks.md.
 
     .venv/bin/python bench/kafka_to_delta.py [--records 400000] [--max-per-trigger 100000]
 
@@ -32,7 +34,7 @@ def produce(bootstrap: str, topic: str, n: int, partitions: int) -> None:
     from logad.produce import producer_conf, read_lines, send
 
     create_topics(bootstrap, {topic: partitions})
-    lines = list(read_lines(samples_dir() / SAMPLES["hdfs"]))
+    lines = list(read_lines(samples_dir() / SAMPLES["hdfs"][0]))
     producer = Producer(producer_conf(bootstrap))
     for i, line in enumerate(itertools.islice(itertools.cycle(lines), n)):
         send(producer, topic, line, partition=i % partitions)
@@ -54,6 +56,7 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=400_000)
     ap.add_argument("--partitions", type=int, default=2)
     ap.add_argument("--max-per-trigger", type=int, default=100_000)
+    ap.add_argument("--engines", default="native", help="native, or native,embedded side by side")
     args = ap.parse_args()
 
     from logad.config import Broker, KafkaSource, Warehouse
@@ -70,39 +73,43 @@ def main() -> None:
         produce_s = time.perf_counter() - t
         ceiling_s = raw_consume(cfg.bootstrap, {topic: args.partitions}, args.records)
 
-        warehouse = Warehouse(str(work / "wh"))
-        source = KafkaSource(cfg.bootstrap, subscribe=topic, starting_offsets="earliest",
-                             max_offsets_per_trigger=args.max_per_trigger)
-        embedded_s, in_batches, warm, batches = run_query_once("logad-bench", start_kafka_to_delta,
-                                                               source, warehouse)
-        if os.environ.get("BENCH_VERBOSE"):
-            for p in batches:
-                print(p["batchId"], p["numInputRows"], p["durationMs"], file=sys.stderr)
-        rows = table_summary(warehouse.table("kafka_records"))["rows"]
-        assert rows == args.records, f"table has {rows} rows, produced {args.records}"
+        legs = {}
+        for engine in args.engines.split(","):
+            warehouse = Warehouse(str(work / f"wh-{engine}"))
+            source = KafkaSource(cfg.bootstrap, subscribe=topic, starting_offsets="earliest",
+                                 max_offsets_per_trigger=args.max_per_trigger)
+            legs[engine] = run_query_once("logad-bench", start_kafka_to_delta, source, warehouse, engine)
+            if os.environ.get("BENCH_VERBOSE"):
+                for p in legs[engine][3]:
+                    print(engine, p["batchId"], p["numInputRows"], p["durationMs"], file=sys.stderr)
+            rows = table_summary(warehouse.table("kafka_records"))["rows"]
+            assert rows == args.records, f"{engine}: table has {rows} rows, produced {args.records}"
     finally:
         broker.stop(cfg)
         shutil.rmtree(work, ignore_errors=True)
 
-    result = {
+    result: dict[str, object] = {
         "bench": "kafka_to_delta", "records": args.records, "partitions": args.partitions,
         "cores": os.cpu_count(), "max_offsets_per_trigger": args.max_per_trigger,
         "produce_rps": round(args.records / produce_s),
-        "ceiling_confluent_kafka_rps": round(args.records / ceiling_s),
-        "embedded_rps": round(args.records / embedded_s),
-        "embedded_rps_in_batches": in_batches,
-        "embedded_rps_warm_batches": warm,
-        "batches": len(batches),
-        "ratio_embedded_to_ceiling": round(ceiling_s / embedded_s, 3),
+        "ceiling_rps": round(args.records / ceiling_s),
     }
     print(f"records                          {args.records:>10,}")
     print(f"produce (idempotent producer)    {result['produce_rps']:>10,} rec/s")
-    print(f"ceiling: confluent-kafka consume {result['ceiling_confluent_kafka_rps']:>10,} rec/s")
-    print(f"embedded Kafka -> Delta          {result['embedded_rps']:>10,} rec/s  "
-          f"({result['ratio_embedded_to_ceiling']:.2f}x ceiling, {len(batches)} batches, "
-          "query start included)")
-    print(f"  inside micro-batches           {result['embedded_rps_in_batches'] or 0:>10,} rec/s")
-    print(f"  warm batches (first excluded)  {result['embedded_rps_warm_batches'] or 0:>10,} rec/s")
+    print(f"ceiling: confluent-kafka consume {result['ceiling_rps']:>10,} rec/s")
+    for engine, (secs, in_batches, warm, batches) in legs.items():
+        result.update({f"{engine}_rps": round(args.records / secs), f"{engine}_rps_in_batches": in_batches,
+                       f"{engine}_warm_rps": warm, f"{engine}_batches": len(batches),
+                       f"ratio_{engine}_warm_to_ceiling": round((warm or 0) / result["ceiling_rps"], 3)})
+        print(f"{engine:<8} Kafka -> Delta          {result[f'{engine}_rps']:>10,} rec/s  "
+              f"({len(batches)} batches, query start included)")
+        print(f"  inside micro-batches           {in_batches or 0:>10,} rec/s")
+        print(f"  warm batches (first excluded)  {warm or 0:>10,} rec/s  "
+              f"({result[f'ratio_{engine}_warm_to_ceiling']:.2f}x ceiling)")
+    if "native_warm_rps" in result and "embedded_warm_rps" in result:
+        result["ratio_native_to_embedded_warm"] = round(
+            (result["native_warm_rps"] or 0) / max(result["embedded_warm_rps"] or 1, 1), 2)  # type: ignore[operator]
+        print(f"native / embedded (warm)         {result['ratio_native_to_embedded_warm']:>10}x")
     print(json.dumps(result))
 
 

@@ -6,11 +6,15 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")  # pyspark.pandas (assertDataFrameEqual) asks
+
+
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
 
 
 def free_port() -> int:
@@ -21,7 +25,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """A real tansu broker on 127.0.0.1 (in-memory storage), stopped after the run."""
+    """A real Apache Kafka broker (one KRaft node) on 127.0.0.1, stopped after the run."""
     from logad.config import Broker
     from logad.io import broker as broker_io
 

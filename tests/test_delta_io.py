@@ -1,15 +1,24 @@
-"""Tier 2/3: the embedded Delta path writes standard tables, exactly once, and reads them back."""
+"""Tier 2: delta-spark writes standard tables exactly once, reads them back, travels in time."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 
+import pyarrow as pa
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
-from logad.io.delta import read_stream, read_table, table_summary, table_version, write_stream
-from logad.io.delta_files import append_batch
+from logad.io.delta import (
+    committed_version,
+    create_small,
+    merge_small,
+    read_small,
+    read_stream,
+    read_table,
+    table_summary,
+    table_version,
+    write_stream,
+)
 
 SCHEMA = "id long, host string, ts timestamp, line string"
 
@@ -20,92 +29,60 @@ def rows(start, n, host="h1"):
             for i in range(start, start + n)]
 
 
-def test_a_replayed_batch_is_committed_once(spark, tmp_path):
+def txn_append(df, table, app, batch):
+    """What write_stream_tables does for each table of a micro-batch."""
+    df.write.format("delta").option("txnAppId", app).option("txnVersion", batch).mode("append").save(table)
+
+
+def test_a_replayed_batch_is_committed_once_and_time_travel_sees_each_version(spark, tmp_path):
     table = str(tmp_path / "t")
     df = spark.createDataFrame(rows(0, 100), SCHEMA).repartition(3)
-    assert append_batch(df, table, "app-1", 0) == 100
-    assert append_batch(df, table, "app-1", 0) == 0  # Spark replays batch 0 after a crash
-    assert append_batch(spark.createDataFrame(rows(100, 10), SCHEMA), table, "app-1", 1) == 10
-    assert append_batch(df, table, "app-2", 0) == 100  # another application is not confused
+    txn_append(df, table, "app-1", 0)
+    txn_append(df, table, "app-1", 0)  # Spark replays batch 0 after a crash: skipped
+    txn_append(spark.createDataFrame(rows(100, 10), SCHEMA), table, "app-1", 1)
+    txn_append(df, table, "app-2", 0)  # another application is not confused
     assert read_table(spark, table).count() == 210
-    assert table_version(table) == 3  # create + three commits
+    assert committed_version(table, "app-1") == 1 and committed_version(table, "app-2") == 0
+    assert committed_version(table, "app-3") is None
+    assert read_table(spark, table, version=0).count() == 100
+    assert table_version(table) == 2  # the replay wrote no version
+    assert table_summary(table)["rows"] == 210
 
 
-def test_tables_are_standard_delta_with_stats_and_time_travel(spark, tmp_path):
-    from deltalake import DeltaTable
-
-    table = str(tmp_path / "t")
-    append_batch(spark.createDataFrame(rows(0, 50), SCHEMA).coalesce(1), table, "a", 0)
-    append_batch(spark.createDataFrame(rows(50, 25), SCHEMA), table, "a", 1)
-
-    dtable = DeltaTable(table)  # an independent reader: delta-rs
-    assert dtable.transaction_version("a") == 1
-    assert pyarrow_rows(dtable) == 75
-    stats = [json.loads(a["add"]["stats"]) for v in (1, 2) for a in log(table, v) if "add" in a]
-    assert sum(s["numRecords"] for s in stats) == 75
-    first = [s for s in stats if s["minValues"]["id"] == 0][0]
-    # Delta stats are in milliseconds: the max is rounded up so file skipping stays correct.
-    assert first["minValues"]["ts"] == "2008-11-09T20:35:18.000Z"
-    assert first["maxValues"]["ts"] == "2008-11-09T20:36:07.001Z"
-    assert read_table(spark, table, version=1).count() == 50
-    assertDataFrameEqual(read_table(spark, table), spark.createDataFrame(rows(0, 75), SCHEMA))
-
-
-def pyarrow_rows(dtable):
-    import pyarrow as pa
-
-    return pa.table(dtable.to_pyarrow_table() if hasattr(dtable, "to_pyarrow_table") else
-                    dtable.to_pyarrow_dataset().to_table()).num_rows
-
-
-def log(table, version):
-    with open(f"{table}/_delta_log/{version:020d}.json") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def test_partitioned_writes_put_values_in_folders_and_read_back(spark, tmp_path):
-    table = str(tmp_path / "p")
-    df = spark.createDataFrame(rows(0, 20, "h1") + rows(20, 30, "h2"), SCHEMA)
-    append_batch(df, table, "a", 0, partition_by=("host",))
-    assert sorted(p.name for p in (tmp_path / "p").iterdir() if p.is_dir()) == [
-        "_delta_log", "host=h1", "host=h2"]
-    back = read_table(spark, table)
-    assert back.where("host = 'h2'").count() == 30
-    assertDataFrameEqual(back.select(*df.columns), df)
-
-
-def test_stream_read_sees_each_new_version_once(spark, tmp_path):
-    table = str(tmp_path / "src")
-    append_batch(spark.createDataFrame(rows(0, 40), SCHEMA), table, "w", 0)
-    seen: list[int] = []
-
-    def keep(batch, _):
-        seen.extend(r.id for r in batch.select("id").collect())
-
-    query = (read_stream(spark, table).writeStream.foreachBatch(keep)
-             .option("checkpointLocation", str(tmp_path / "ckpt")).start())
-    query.processAllAvailable()
-    append_batch(spark.createDataFrame(rows(40, 15), SCHEMA), table, "w", 1)
-    query.processAllAvailable()
-    query.stop()
-    assert sorted(seen) == list(range(55))
-
-
-def test_streaming_write_then_batch_read(spark, tmp_path):
+def test_stream_read_sees_each_new_version_once_and_write_stream_copies_it(spark, tmp_path):
     source, target = str(tmp_path / "src"), str(tmp_path / "dst")
-    append_batch(spark.createDataFrame(rows(0, 30), SCHEMA), source, "w", 0)
+    txn_append(spark.createDataFrame(rows(0, 40), SCHEMA), source, "w", 0)
     query = write_stream(read_stream(spark, source), target, str(tmp_path / "ckpt"),
                          query_name="copy", trigger="1 second")
     query.processAllAvailable()
+    txn_append(spark.createDataFrame(rows(40, 15), SCHEMA), source, "w", 1)
+    query.processAllAvailable()
     query.stop()
     assertDataFrameEqual(read_table(spark, target), read_table(spark, source))
-    assert table_summary(target)["rows"] == 30
+    assert sorted(r.id for r in read_table(spark, target).collect()) == list(range(55))
 
 
-def test_unwritable_table_path_is_a_clear_error(spark, tmp_path):
+def test_merge_updates_known_keys_and_inserts_new_ones_in_one_commit(spark, tmp_path):
+    table = str(tmp_path / "small")
+    schema = pa.schema([("k", pa.string()), ("count", pa.int64())])
+    create_small(spark, table, schema)
+    merge_small(spark, table, pa.table({"k": ["a", "b"], "count": [1, 2]}, schema=schema), ("k",))
+    before = table_version(table)
+    merge_small(spark, table, pa.table({"k": ["b", "c"], "count": [5, 1]}, schema=schema), ("k",))
+    merge_small(spark, table, pa.table({"k": ["b", "c"], "count": [5, 1]}, schema=schema), ("k",))
+    got = read_small(spark, table)
+    assert got is not None and sorted(got.to_pylist(), key=lambda r: r["k"]) == [
+        {"k": "a", "count": 1}, {"k": "b", "count": 5}, {"k": "c", "count": 1}]
+    assert table_version(table) == before + 2
+    assert read_small(spark, str(tmp_path / "none")) is None
+
+
+def test_missing_table_and_unwritable_path_are_clear_errors(spark, tmp_path):
     from logad.errors import DeltaError
 
+    with pytest.raises(DeltaError, match="no Delta table at .*nowhere"):
+        read_table(spark, str(tmp_path / "nowhere"))
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     with pytest.raises(DeltaError, match="a-file"):
-        append_batch(spark.createDataFrame(rows(0, 1), SCHEMA), str(blocker / "t"), "a", 0)
+        create_small(spark, str(blocker / "t"), pa.schema([("k", pa.string())]))

@@ -106,7 +106,7 @@ def test_sigterm_stops_between_batches_and_the_restart_replays_nothing(spark, br
     import sys
     import time
 
-    from logad.io.delta_files import committed_version
+    from logad.io.delta import committed_version
 
     prefix = new_topic("stop")
     lines = gzip.decompress((SAMPLES / "HDFS_first20000.log.gz").read_bytes()).splitlines()

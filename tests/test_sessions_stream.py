@@ -93,14 +93,14 @@ def test_hdfs_sessions_are_the_labelled_blocks_with_their_labels(spark, streamed
 def test_a_late_line_goes_to_rejects_and_a_restart_keeps_state(spark, streamed):
     from pyspark.sql import functions as F
 
-    from logad.io.delta_files import append_batch
+    from logad.io.delta import append_table
 
     wh, hdfs_rules, _, _ = streamed
     events = read_table(spark, wh.table("events")).where("system = 'hdfs'")
     before = read_table(spark, wh.table(SESSIONS)).count()
     newest = events.agg(F.max("ts")).first()[0]
     late = (events.orderBy("offset").limit(1).withColumn("offset", F.lit(10**9).cast("long")))
-    append_batch(late, wh.table("events"), "test-late", 0)
+    append_table(late, wh.table("events"))
     run(start_sessions(spark, wh, hdfs_rules, trigger="1 second", query_name="sessions_hdfs"), once=True,
         settle_s=30)
     rejected = read_table(spark, wh.table(REJECTS)).where("reason = 'late_event'").collect()

@@ -94,9 +94,8 @@ def cmd_broker(a: argparse.Namespace) -> int:
 
 
 def cmd_produce(a: argparse.Namespace) -> int:
-    from logad.produce import produce_files
-
     from logad.io.kafka import parse_options
+    from logad.produce import produce_files
 
     n = produce_files(a.bootstrap, a.topic, a.files, partitions=a.partitions,
                       client=parse_options(a.kafka_option))
@@ -147,11 +146,12 @@ def cmd_ingest(a: argparse.Namespace) -> int:
         formats[topic] = name
     parser = Parser(formats=formats, fallback_generic=not a.no_fallback,
                     max_line_bytes=a.max_line_bytes)
-    spark = get_spark("logad-ingest", master=a.master, engine=a.engine)
+    spark = get_spark("logad-ingest", master=a.master)
     pattern = a.subscribe_pattern or (None if a.subscribe else r"logs\..*")
     source = KafkaSource(a.bootstrap, subscribe=a.subscribe, subscribe_pattern=pattern,
                          starting_offsets=a.starting_offsets,
                          max_offsets_per_trigger=a.max_offsets_per_trigger,
+                         fail_on_data_loss=a.fail_on_data_loss == "true",
                          client=parse_options(a.kafka_option))
     warehouse = Warehouse(a.warehouse)
     query = start_ingest(spark, source, warehouse, parser=parser, trigger=a.trigger,
@@ -202,9 +202,8 @@ def cmd_lab_stats(a: argparse.Namespace) -> int:
 def cmd_lab_replay(a: argparse.Namespace) -> int:
     import json
 
-    from logad.lab.corpus import replay
-
     from logad.io.kafka import parse_options
+    from logad.lab.corpus import replay
 
     sent = replay(a.corpus, a.bootstrap, topic_prefix=a.topic_prefix,
                   client=parse_options(a.kafka_option))
@@ -233,7 +232,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     from logad.session import get_spark
 
     job = _train_job(a)
-    spark = get_spark("logad-train", master=a.master, engine=a.engine)
+    spark = get_spark("logad-train", master=a.master)
     s = run_train(spark, Warehouse(a.warehouse), job)
     m = s["metrics"]
     print(f"{s['model']} v{s['version']}: {s['artifact']}")
@@ -269,7 +268,7 @@ def cmd_retrain(a: argparse.Namespace) -> int:
     from logad.session import get_spark
 
     job = _train_job(a)
-    spark = get_spark("logad-retrain", master=a.master, engine=a.engine)
+    spark = get_spark("logad-retrain", master=a.master)
     rule = PromotionRule.from_conf(spark, a.metric, a.max_drop)
     r = run_retrain(spark, Warehouse(a.warehouse), job, rule, a.mlflow_uri, a.experiment, a.registered_model)
     h = r["held_out"]
@@ -302,7 +301,7 @@ def cmd_score(a: argparse.Namespace) -> int:
     from logad.scoring import start_scoring
     from logad.session import get_spark
 
-    spark = get_spark("logad-score", master=a.master, engine=a.engine)
+    spark = get_spark("logad-score", master=a.master)
     warehouse = Warehouse(a.warehouse)
     stage = _score_stage(spark, warehouse, a)
     try:
@@ -337,7 +336,7 @@ def cmd_explain(a: argparse.Namespace) -> int:
     from logad.scoring import explain
     from logad.session import get_spark
 
-    spark = get_spark("logad-explain", master=a.master, engine=a.engine)
+    spark = get_spark("logad-explain", master=a.master)
     s, lines = explain(spark, Warehouse(a.warehouse), a.session_id, a.models_dir, a.top_k)
     color = sys.stdout.isatty()
     print(f"session {s['session_id']} ({s['system']} {s['key']}, hosts {', '.join(s['hosts'] or [])}) "
@@ -357,13 +356,12 @@ def cmd_explain(a: argparse.Namespace) -> int:
 def cmd_templates_show(a: argparse.Namespace) -> int:
     from logad.config import Warehouse
     from logad.errors import DeltaError
-    from logad.io.delta_files import is_remote
     from logad.templates.stream import TEMPLATES
 
     uri = Warehouse(a.warehouse).table(TEMPLATES)
     from deltalake import DeltaTable
 
-    if is_remote(uri) or not DeltaTable.is_deltatable(uri):
+    if not DeltaTable.is_deltatable(uri):
         raise DeltaError(f"no templates table at {uri}: run 'logad ingest' first (or check --warehouse)")
     rows = DeltaTable(uri).to_pyarrow_table().to_pylist()
     current = sorted((r for r in rows if a.all or not r["merged_into"]), key=lambda r: -r["count"])
@@ -424,7 +422,7 @@ def cmd_sessions_run(a: argparse.Namespace) -> int:
     from logad.session import get_spark
     from logad.sessions.spark import SESSIONS, start_sessions
 
-    spark = get_spark("logad-sessions", master=a.master, engine=a.engine)
+    spark = get_spark("logad-sessions", master=a.master)
     warehouse = Warehouse(a.warehouse)
     stage = _score_stage(spark, warehouse, a) if a.score else None
     try:
@@ -446,7 +444,7 @@ def cmd_sessions_backfill(a: argparse.Namespace) -> int:
     from logad.session import get_spark
     from logad.sessions.spark import read_labels, sessionize
 
-    spark = get_spark("logad-sessions-backfill", master=a.master, engine=a.engine)
+    spark = get_spark("logad-sessions-backfill", master=a.master)
     warehouse = Warehouse(a.warehouse)
     events = read_table(spark, warehouse.table("events"), a.version)
     out = sessionize(events, _session_rules(a), read_labels(spark, warehouse),
@@ -462,7 +460,7 @@ def cmd_sessions_labels(a: argparse.Namespace) -> int:
     from logad.session import get_spark
     from logad.sessions.labels import load_labels
 
-    spark = get_spark("logad-labels", master=a.master, engine=a.engine)
+    spark = get_spark("logad-labels", master=a.master)
     n = load_labels(spark, Warehouse(a.warehouse), a.system, a.file)
     print(f"{n} {a.system} labels loaded into {Warehouse(a.warehouse).table('labels')}")
     return 0
@@ -473,7 +471,7 @@ def cmd_sessions_show(a: argparse.Namespace) -> int:
     from logad.io.delta import read_small
     from logad.session import get_spark
 
-    spark = get_spark("logad-show", master=a.master, engine=a.engine)
+    spark = get_spark("logad-show", master=a.master)
     table = read_small(spark, Warehouse(a.warehouse).table(a.table))
     if table is None:
         from logad.errors import DeltaError
@@ -572,6 +570,8 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--subscribe-pattern", help=r"topic regex (default logs\..*, the shipper's topics)")
     i.add_argument("--starting-offsets", default="earliest", help="earliest, latest or Spark's JSON")
     i.add_argument("--max-offsets-per-trigger", type=int, default=None)
+    i.add_argument("--fail-on-data-loss", choices=["true", "false"], default="true",
+                   help="stop when records the checkpoint expects are gone (Spark's failOnDataLoss)")
     i.add_argument("--warehouse", default=".logad/warehouse", help="root of tables and checkpoints")
     i.add_argument("--trigger", default="5 seconds", help="micro-batch interval")
     i.add_argument("--once", action="store_true", help="process what is there, then stop")
@@ -584,7 +584,6 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--templates", choices=["drain", "swisslog"], default="drain",
                    help="template parser for events.template_id (a warehouse keeps the one it began with)")
     i.add_argument("--master", default=None, help="Spark master for a local session")
-    i.add_argument("--engine", choices=["auto", "native", "embedded"], default=None)
     i.set_defaults(func=cmd_ingest)
 
     t = sub.add_parser("templates", help="log template parsers").add_subparsers(dest="action", required=True)
@@ -607,7 +606,6 @@ def build_parser() -> argparse.ArgumentParser:
     def spark_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--warehouse", default=".logad/warehouse", help="root of tables and checkpoints")
         p.add_argument("--master", default=None, help="Spark master for a local session")
-        p.add_argument("--engine", choices=["auto", "native", "embedded"], default=None)
 
     def rules_args(p: argparse.ArgumentParser) -> None:
         from logad.sessions.rules import DEFAULTS

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from logad.errors import ConfigError
 
-ENGINES = ("auto", "native", "embedded")
 SECURITY = ("plaintext", "sasl", "sasl_ssl")
 
 

@@ -1,6 +1,6 @@
-"""``make demo``: the pipeline end to end on bundled real logs, on the embedded default.
+"""``make demo``: the pipeline end to end on bundled real logs (local Kafka, Spark, Delta on disk).
 
-1. A fresh local broker (tansu on 127.0.0.1).
+1. A fresh local broker (Apache Kafka, KRaft, on 127.0.0.1).
 2. The bundled samples shipped from files by ``logad ship``, one topic per host: HDFS (600
    whole blocks of LogHub's HDFS_v1 with their anomaly labels), LogHub's Spark, BGL, Thunderbird
    and Hadoop samples, and the Spark lab sample's executor logs (two workers, labelled per Task
@@ -63,7 +63,7 @@ def run_demo(workdir: str = ".logad/demo", port: int = 19092) -> dict[str, int]:
     from logad.ingest import EVENTS, RAW_LOGS, REJECTS, run, start_ingest
     from logad.io import broker
     from logad.io.delta import read_table, table_summary
-    from logad.session import engines, get_spark
+    from logad.session import get_spark
     from logad.ship import ShipConfig, Shipper
     from logad.templates.stream import TEMPLATES
 
@@ -108,9 +108,8 @@ def run_demo(workdir: str = ".logad/demo", port: int = 19092) -> dict[str, int]:
         raw_n, ev_n, rej_n = per_topic(raw), per_topic(ev), per_topic(rej)
         systems = {r["topic"]: r["s"] for r in ev.groupBy("topic").agg(
             F.concat_ws(",", F.sort_array(F.collect_set("system"))).alias("s")).collect()}
-        eng = engines(spark)
         print()
-        print(f"engine kafka={eng.kafka} delta={eng.delta}; tables under {warehouse.root}/tables")
+        print(f"Spark's Kafka source and delta-spark; tables under {warehouse.root}/tables")
         print(f"  {'topic':<12} {'shipped':>8} {'raw_logs':>9} {'events':>8} {'rejects':>8}  systems")
         for topic, n in shipped.items():
             print(f"  {topic:<12} {n:>8} {raw_n.get(topic, 0):>9} {ev_n.get(topic, 0):>8} "

@@ -101,6 +101,7 @@ def run(query: StreamingQuery, once: bool, timeout_s: int | None = None,
 
     from logad.errors import explain
     from logad.io.delta import STOP_MARK, stop_between_batches
+    from logad.io.kafka import explain_failure
 
     finished = threading.Event()
     requested: list[str] = []
@@ -148,7 +149,7 @@ def run(query: StreamingQuery, once: bool, timeout_s: int | None = None,
     for error in errors:
         if STOP_MARK in str(error):
             continue  # a batch refused after the stop: nothing written, replayed on restart
-        clear = explain(error)  # type: ignore[arg-type]
+        clear = explain(error) or explain_failure(error)  # type: ignore[arg-type]
         if clear is not None:
             raise clear from None
         raise error if isinstance(error, Exception) else RuntimeError(str(error))
@@ -192,10 +193,13 @@ def ingest_files(spark: SparkSession, warehouse: Warehouse, files: dict[str, str
     app = f"logad-files-{uuid.uuid4().hex[:8]}"
     parsed = stage.columns(parse_records(records, parser)).persist()
     tagged = stage.apply(parsed, 0, app).persist()
-    counts = {EVENTS: append_table(events(tagged, extra=("template_id",)), warehouse.table(EVENTS)),
-              REJECTS: append_table(rejects(tagged), warehouse.table(REJECTS))}
+    outputs = {EVENTS: events(tagged, extra=("template_id",)), REJECTS: rejects(tagged)}
     if raw:
-        counts[RAW_LOGS] = append_table(raw_logs_from_parsed(parsed), warehouse.table(RAW_LOGS))
+        outputs[RAW_LOGS] = raw_logs_from_parsed(parsed)
+    counts: dict[str, int | None] = {}
+    for name, out in outputs.items():
+        counts[name] = out.count()  # from the persisted batch: cheap, and the log says it
+        append_table(out, warehouse.table(name))
     tagged.unpersist()
     parsed.unpersist()
     log.info("ingested %d lines from %d files: %s events, %s rejects", len(rows), len(files),

@@ -1,10 +1,10 @@
-"""The SparkSession factory and the engine choice (native connectors vs embedded path).
+"""The SparkSession factory, with Spark's Kafka connector and delta-spark on the classpath.
 
-logad runs the same code on a cluster that has Spark's Kafka connector and delta-spark on its
-classpath ("native") and on a bare machine that has only PyPI packages ("embedded": logad's Python
-Kafka source and delta-rs commits). The choice is made once per session, from the classpath and the
-``spark.logad.engine`` setting (``auto``, ``native`` or ``embedded``), stored in the session's
-conf and logged. Nothing here runs at import time.
+A session logad starts on this machine (``local[*]``, ``local-cluster``) gets the two connectors
+as ``spark.jars`` (resolved once by :mod:`logad.jars`), Delta's SQL extension and catalog, and
+the local defaults below. A session that spark-submit or a platform started keeps its own
+configuration (``spark.jars.packages`` in ``conf/spark-defaults.conf``, or Databricks' runtime),
+and :func:`require_connectors` says in one line what is missing. Nothing here runs at import time.
 """
 
 from __future__ import annotations
@@ -12,10 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from logad.config import ENGINES
 from logad.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -24,8 +22,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ENGINE_KEY = "spark.logad.engine"
-_RESOLVED = "spark.logad.resolved.{}"
+_CHECKED = "spark.logad.connectors.checked"
 KAFKA_CLASS = "org.apache.spark.sql.kafka010.KafkaSourceProvider"
 DELTA_CLASS = "org.apache.spark.sql.delta.sources.DeltaDataSource"
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
@@ -53,6 +50,10 @@ def local_defaults() -> dict[str, str]:
         "spark.pyspark.driver.python": sys.executable,
         "spark.sql.streaming.forceDeleteTempCheckpointLocation": "true",
         "spark.python.worker.reuse": "true",
+        # Delta rebuilds a table's snapshot after each commit with a 50-partition shuffle; on a
+        # few local cores that shuffle was most of a micro-batch's write (bench/kafka_to_delta.py:
+        # 1.5-1.8 s -> 0.55 s per 100,000 records).
+        "spark.databricks.delta.snapshotPartitions": str(max(2, os.cpu_count() or 2)),
     }
 
 
@@ -79,20 +80,18 @@ def connector_conf(submitted: SparkConf, wanted: dict[str, str]) -> dict[str, st
 
 
 def get_spark(app_name: str = "logad", master: str | None = None,
-              engine: str | None = None, conf: dict[str, str] | None = None) -> SparkSession:
-    """Return the active SparkSession, or start one, and decide its engine.
+              conf: dict[str, str] | None = None) -> SparkSession:
+    """Return the active SparkSession, or start one, with the Kafka and Delta connectors.
 
     Args:
         app_name: the application name shown in the Spark UI and the cluster manager.
         master: a master URL for a session started here; ``None`` keeps what spark-submit or
             the environment say (``local[*]`` when nothing does).
-        engine: ``auto``, ``native`` or ``embedded``; ``None`` reads ``spark.logad.engine``.
         conf: extra settings for a session started here (ignored when one is active).
 
     Example:
         >>> spark = get_spark("demo", master="local[2]")  # doctest: +SKIP
-        >>> engines(spark).kafka  # doctest: +SKIP
-        'embedded'
+        >>> spark.read.format("delta").load("/w/tables/events")  # doctest: +SKIP
     """
     from pyspark import SparkConf
     from pyspark.sql import SparkSession
@@ -112,59 +111,34 @@ def get_spark(app_name: str = "logad", master: str | None = None,
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         wanted = dict(local_defaults()) if local else {}
         wanted.update(conf or {})
-        chosen = (engine or wanted.get(ENGINE_KEY) or submitted.get(ENGINE_KEY, "auto")).lower()
-        if local and chosen != "embedded":
+        if local:
             wanted.update(connector_conf(submitted, wanted))
         for key, value in wanted.items():
             if not submitted.contains(key) or key in (conf or {}):
                 builder = builder.config(key, value)
-        if engine:
-            builder = builder.config(ENGINE_KEY, engine)
         spark = builder.getOrCreate()
-    elif engine:
-        spark.conf.set(ENGINE_KEY, engine)
-    engines(spark)
+    require_connectors(spark)
     return spark
 
 
-@dataclass(frozen=True)
-class Engines:
-    """Which implementation each I/O component uses in one session."""
+def require_connectors(spark: SparkSession) -> None:
+    """Check once per session that Spark's Kafka source and delta-spark are on the classpath.
 
-    kafka: str
-    delta: str
-
-
-def engines(spark: SparkSession) -> Engines:
-    """The session's engine choice, decided (and logged) on first call, then fixed."""
-    kafka = spark.conf.get(_RESOLVED.format("kafka"), None)
-    delta = spark.conf.get(_RESOLVED.format("delta"), None)
-    if kafka and delta:
-        return Engines(kafka, delta)
-    wanted = (spark.conf.get(ENGINE_KEY, "auto") or "auto").strip().lower()
-    if wanted not in ENGINES:
-        raise ConfigError(f"{ENGINE_KEY}={wanted!r}: use one of {', '.join(ENGINES)}")
-    has_kafka = _on_classpath(spark, KAFKA_CLASS)
-    has_delta = _on_classpath(spark, DELTA_CLASS)
-    if wanted == "native":
-        missing = [c for c, ok in ((KAFKA_CLASS, has_kafka), (DELTA_CLASS, has_delta)) if not ok]
-        if missing:
-            raise ConfigError(
-                f"{ENGINE_KEY}=native but {', '.join(missing)} is not on the classpath: add the "
-                "spark.jars.packages line of conf/spark-defaults.conf (needs Maven Central or a "
-                f"mirror), or set {ENGINE_KEY}=embedded")
-    if wanted == "embedded":
-        has_kafka = has_delta = False
-    choice = Engines("native" if has_kafka else "embedded", "native" if has_delta else "embedded")
-    if choice.delta == "native" and DELTA_EXTENSION not in (spark.conf.get("spark.sql.extensions", "") or ""):
-        log.warning("delta-spark is on the classpath but spark.sql.extensions lacks %s; "
-                    "Delta SQL commands will not work (see conf/spark-defaults.conf)", DELTA_EXTENSION)
-    spark.conf.set(_RESOLVED.format("kafka"), choice.kafka)
-    spark.conf.set(_RESOLVED.format("delta"), choice.delta)
-    log.info("logad engine (%s=%s): kafka=%s (%s %s), delta=%s (%s %s)", ENGINE_KEY, wanted,
-             choice.kafka, KAFKA_CLASS, "found" if has_kafka else "absent",
-             choice.delta, DELTA_CLASS, "found" if has_delta else "absent")
-    return choice
+    Raises:
+        ConfigError: naming the missing classes and the settings that bring them.
+    """
+    if spark.conf.get(_CHECKED, None) == "true":
+        return
+    missing = [c for c in (KAFKA_CLASS, DELTA_CLASS) if not _on_classpath(spark, c)]
+    if missing:
+        raise ConfigError(
+            f"{' and '.join(missing)} not on the classpath: add the spark.jars.packages line of "
+            "conf/spark-defaults.conf (Maven Central or a mirror via spark.jars.repositories), or "
+            "the jars with spark.jars")
+    if DELTA_EXTENSION not in (spark.conf.get("spark.sql.extensions", "") or ""):
+        log.warning("spark.sql.extensions lacks %s; Delta SQL commands (MERGE) will not work "
+                    "(see conf/spark-defaults.conf)", DELTA_EXTENSION)
+    spark.conf.set(_CHECKED, "true")
 
 
 def _on_classpath(spark: SparkSession, class_name: str) -> bool:

@@ -1,1 +1,1 @@
-"""I/O: Kafka in, Delta tables out and in, the local broker. Native or embedded, one interface."""
+"""I/O: Kafka in (Spark's Kafka source), Delta tables out and in (delta-spark), the local broker."""

@@ -145,7 +145,7 @@ def _properties(cfg: Broker, node: int) -> str:
         f"inter.broker.listener.name={'INTERNAL' if secured else 'CLIENT'}",
         f"listener.security.protocol.map={','.join(protocols)}",
         f"log.dirs={_node_dir(cfg, node) / 'data'}",
-        f"num.partitions=1",
+        "num.partitions=1",
         f"default.replication.factor={rf}",
         f"min.insync.replicas={isr}",
         f"offsets.topic.replication.factor={rf}",

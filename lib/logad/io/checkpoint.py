@@ -15,9 +15,9 @@ _BATCH = re.compile(r"^\d+$")
 
 
 def _fs(uri: str):  # type: ignore[no-untyped-def]
-    from logad.io.delta_files import _filesystem
+    import pyarrow.fs as pafs
 
-    return _filesystem(uri)
+    return pafs.FileSystem.from_uri(uri if "://" in uri else "file://" + uri)
 
 
 def validate(checkpoint: str, setting: str = "--checkpoint") -> str | None:

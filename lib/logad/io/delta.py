@@ -1,13 +1,12 @@
-"""Delta tables, one interface, two engines.
+"""Delta tables through delta-spark: streaming and batch writes, reads, time travel, small tables.
 
-- native: delta-spark's ``format("delta")`` (clusters, Databricks).
-- embedded: executors write Parquet, the driver commits with delta-rs, exactly once per
-  micro-batch (:mod:`logad.io.delta_files`); reads list a snapshot's files with delta-rs and let
-  Spark read them in parallel; a streaming read walks new table versions
-  (:mod:`logad.io.delta_source`).
+Every write is delta-spark's ``format("delta")``; streaming outputs are exactly once per
+micro-batch (the Delta sink keys commits on the query id, ``foreachBatch`` writes on
+``txnAppId``/``txnVersion``). Small driver-side tables (``templates``) are updated with MERGE.
 
-Either way the tables on disk are standard Delta: delta-spark, delta-rs, DuckDB or Polars read
-them. Which engine runs is the session's choice (:func:`logad.session.engines`).
+A few read-only helpers (:func:`table_exists`, :func:`table_version`, :func:`table_summary`,
+:func:`commit_info`) read the Delta log with delta-rs instead, without a SparkSession, so the CLI
+can answer about a table without starting Spark (docs/native-stack.md has the measurement).
 """
 
 from __future__ import annotations
@@ -23,8 +22,6 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from logad.errors import DeltaError
 from logad.io import checkpoint as ckpt
-from logad.io.delta_files import append_batch, arrow_schema, ensure_table
-from logad.session import engines
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -87,7 +84,7 @@ class BatchStage(Protocol):
 def stop_between_batches(query: StreamingQuery, timeout_s: float | None = None) -> None:
     """Stop ``query`` after its micro-batch in flight has committed, not in the middle of it.
 
-    For the queries :func:`write_stream_tables` and the embedded :func:`write_stream` start;
+    For the queries :func:`write_stream_tables` starts;
     ``timeout_s`` bounds the wait, after which the query is stopped anyway (still safe: the
     writes are idempotent and Spark replays the interrupted batch on restart).
     """
@@ -130,8 +127,8 @@ def write_stream(df: DataFrame, table_uri: str, checkpoint: str, *, query_name: 
                  trigger: str = "10 seconds", partition_by: tuple[str, ...] = ()) -> StreamingQuery:
     """Start a streaming query that appends ``df`` to the Delta table at ``table_uri``.
 
-    Exactly once across restarts and crashes: the native sink keys commits on the query id and
-    batch id, the embedded one on an application transaction with the same two.
+    Exactly once across restarts and crashes: the Delta sink keys commits on the query id and
+    batch id.
 
     Args:
         df: a streaming DataFrame.
@@ -145,18 +142,12 @@ def write_stream(df: DataFrame, table_uri: str, checkpoint: str, *, query_name: 
         >>> q = write_stream(events, "/w/tables/raw_logs", "/w/checkpoints/ingest",
         ...                  query_name="ingest")  # doctest: +SKIP
     """
-    spark = df.sparkSession
     ckpt.validate(checkpoint)
     writer = (df.writeStream.queryName(query_name).option("checkpointLocation", checkpoint)
               .trigger(processingTime=trigger))
-    if engines(spark).delta == "native":
-        if partition_by:
-            writer = writer.partitionBy(*partition_by)
-        return writer.format("delta").outputMode("append").start(table_uri)
-    ensure_table(table_uri, arrow_schema(df), partition_by)
-    return _start_gated(writer, checkpoint, query_name,
-                        lambda batch, batch_id, app_id: append_batch(batch, table_uri, app_id, batch_id,
-                                                                      partition_by))
+    if partition_by:
+        writer = writer.partitionBy(*partition_by)
+    return writer.format("delta").outputMode("append").start(table_uri)
 
 
 @dataclass(frozen=True)
@@ -182,10 +173,8 @@ def write_stream_tables(df: DataFrame, outputs: Mapping[str, tuple[str, Callable
 
     Each micro-batch is ``prepare``-d once and persisted, passed through ``stage`` if there is
     one (:class:`BatchStage`), then every output
-    ``name -> (table_uri, transform)`` is written from it: the embedded engine with one delta-rs
-    commit per table carrying ``(app_id, batch_id)``, the native one with delta-spark's
-    idempotent ``txnAppId`` / ``txnVersion`` writes, the tables at the same time (one thread
-    each). A replayed batch is skipped table by table, so a crash between two tables' commits is
+    ``name -> (table_uri, transform)`` is written from it with delta-spark's idempotent
+    ``txnAppId`` / ``txnVersion`` writes, the tables at the same time (one thread each). A replayed batch is skipped table by table, so a crash between two tables' commits is
     repaired on restart. A ``chain`` then runs its stage
     on one of those outputs and writes its own outputs the same way. An empty micro-batch (a
     stateful query's batch that only moves the watermark and closes nothing) writes nothing.
@@ -195,31 +184,18 @@ def write_stream_tables(df: DataFrame, outputs: Mapping[str, tuple[str, Callable
         ...                     "/w/checkpoints/ingest", query_name="ingest",
         ...                     prepare=parse_records)  # doctest: +SKIP
     """
-    spark = df.sparkSession
     ckpt.validate(checkpoint)
-    native = engines(spark).delta == "native"
     prepared = prepare(df) if prepare else df
     if stage is not None:
         prepared = stage.schema(prepared)
     if chain is not None and chain.source not in outputs:
         raise ValueError(f"chain source {chain.source!r} is not one of the outputs {sorted(outputs)}")
-    if not native:
-        for uri, transform in outputs.values():
-            ensure_table(uri, arrow_schema(transform(prepared)))
-        if chain is not None:
-            chained = chain.stage.schema(outputs[chain.source][1](prepared))
-            for uri, transform in chain.outputs.values():
-                ensure_table(uri, arrow_schema(transform(chained)))
 
     def write(name: str, uri: str, out: DataFrame, batch_id: int, app_id: str, timings: list[str]) -> None:
         t = time.perf_counter()
-        if native:
-            (out.write.format("delta").option("txnAppId", app_id)
-             .option("txnVersion", batch_id).mode("append").save(uri))
-            timings.append(f"{name} {time.perf_counter() - t:.2f}s")
-        else:
-            n = append_batch(out, uri, app_id, batch_id)
-            timings.append(f"{name} +{n} {time.perf_counter() - t:.2f}s")
+        (out.write.format("delta").option("txnAppId", app_id)
+         .option("txnVersion", batch_id).mode("append").save(uri))
+        timings.append(f"{name} {time.perf_counter() - t:.2f}s")
 
     def write_all(todo: list[tuple[str, str, DataFrame]], batch_id: int, app_id: str, timings: list[str]) -> None:
         """Write the outputs at the same time, one thread each: every write is a Spark job and a
@@ -286,64 +262,45 @@ def write_stream_tables(df: DataFrame, outputs: Mapping[str, tuple[str, Callable
     return _start_gated(writer, checkpoint, query_name, write_batch)
 
 
-def write_table(df: DataFrame, table_uri: str) -> int | None:
+def write_table(df: DataFrame, table_uri: str) -> None:
     """Replace the rows of the table at ``table_uri`` with ``df`` (a batch DataFrame), one commit.
 
-    For batch outputs such as a sessions backfill. Returns the rows written (None on the native
-    engine, which does not report it).
+    For batch outputs such as a sessions backfill.
     """
-    if engines(df.sparkSession).delta == "native":
-        df.write.format("delta").mode("overwrite").save(table_uri)
-        return None
-    import uuid
-
-    return append_batch(df, table_uri, f"logad-write-{uuid.uuid4().hex}", 0, mode="overwrite")
+    df.write.format("delta").mode("overwrite").save(table_uri)
 
 
-def append_table(df: DataFrame, table_uri: str) -> int | None:
-    """Append the rows of ``df`` (a batch DataFrame) to the table, one commit (either engine).
-    Returns the rows written (None on the native engine)."""
-    if engines(df.sparkSession).delta == "native":
-        df.write.format("delta").mode("append").save(table_uri)
-        return None
-    import uuid
-
-    return append_batch(df, table_uri, f"logad-append-{uuid.uuid4().hex}", 0)
+def append_table(df: DataFrame, table_uri: str) -> None:
+    """Append the rows of ``df`` (a batch DataFrame) to the table, one commit."""
+    df.write.format("delta").mode("append").save(table_uri)
 
 
 def read_table(spark: SparkSession, table_uri: str, version: int | None = None) -> DataFrame:
-    """A batch read of the table's snapshot (the latest, or ``version``)."""
-    if engines(spark).delta == "native":
-        reader = spark.read.format("delta")
-        if version is not None:
-            reader = reader.option("versionAsOf", version)
-        return reader.load(table_uri)
-    from deltalake import DeltaTable
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    from logad.io.delta_source import table_schema
-
-    schema = from_arrow_schema(table_schema(table_uri))
+    """A batch read of the table's snapshot (the latest, or ``version``: time travel)."""
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
     try:
-        table = DeltaTable(table_uri, version=version)
+        return reader.load(table_uri)
     except Exception as e:
-        raise DeltaError(f"cannot read version {version} of the Delta table at {table_uri}: {e}") from e
-    files = table.file_uris()
-    if not files:
-        return spark.createDataFrame([], schema)
-    return spark.read.schema(schema).option("basePath", table_uri).parquet(*files)
+        if _missing(e):
+            raise DeltaError(f"no Delta table at {table_uri}"
+                             + (f" (version {version})" if version is not None else "")) from e
+        raise DeltaError(f"cannot read version {version} of the Delta table at {table_uri}: "
+                         f"{str(e).splitlines()[0]}") from e
 
 
 def read_stream(spark: SparkSession, table_uri: str, starting_version: int = 0) -> DataFrame:
-    """A streaming read of the rows appended to the table from ``starting_version`` on."""
-    if engines(spark).delta == "native":
-        return (spark.readStream.format("delta").option("startingVersion", starting_version)
-                .load(table_uri))
-    from logad.io.delta_source import DeltaStreamSource
+    """A streaming read (Delta's streaming source) of the rows appended from ``starting_version`` on."""
+    return (spark.readStream.format("delta").option("startingVersion", starting_version)
+            .load(table_uri))
 
-    spark.dataSource.register(DeltaStreamSource)
-    return (spark.readStream.format(DeltaStreamSource.name())
-            .option("startingVersion", str(starting_version)).load(table_uri))
+
+def _missing(e: BaseException) -> bool:
+    """Whether delta-spark's error says there is no table (its error classes)."""
+    text = str(e)
+    return any(c in text for c in ("PATH_NOT_FOUND", "DELTA_MISSING_DELTA_TABLE", "DELTA_TABLE_NOT_FOUND",
+                                   "DELTA_PATH_DOES_NOT_EXIST", "is not a Delta table"))
 
 
 def table_exists(table_uri: str) -> bool:
@@ -354,7 +311,7 @@ def table_exists(table_uri: str) -> bool:
 
 
 def table_version(table_uri: str) -> int:
-    """The table's latest version (engine-independent: read from the Delta log with delta-rs)."""
+    """The table's latest version (read from the Delta log with delta-rs, no SparkSession)."""
     from deltalake import DeltaTable
 
     if not table_exists(table_uri):
@@ -384,56 +341,47 @@ def commit_info(table_uri: str) -> list[dict[str, object]]:
 
 def write_small(spark: SparkSession, table_uri: str, data: pa.Table,
                 mode: Literal["append", "overwrite"] = "append") -> None:
-    """Write a small table that lives on the driver (``append`` or ``overwrite``), one commit.
-
-    For bookkeeping tables such as ``templates``, whose rows the driver computes itself; either
-    engine, the same files on disk.
-    """
+    """Write a small table that lives on the driver (``append`` or ``overwrite``), one commit."""
     try:
-        if engines(spark).delta == "native":
-            (spark.createDataFrame(data.to_pandas(), schema=_spark_schema(data.schema))
-             .write.format("delta").mode(mode).save(table_uri))
-            return
-        from deltalake import write_deltalake
-
-        ensure_table(table_uri, data.schema)
-        write_deltalake(table_uri, data, mode=mode)
-    except DeltaError:
-        raise
+        (spark.createDataFrame(data.to_pandas(), schema=_spark_schema(data.schema))
+         .write.format("delta").mode(mode).save(table_uri))
     except Exception as e:
         raise DeltaError(f"cannot write to the Delta table at {table_uri}: {e}") from e
+
+
+def merge_small(spark: SparkSession, table_uri: str, data: pa.Table, keys: tuple[str, ...]) -> None:
+    """Upsert the driver's rows ``data`` into the table on ``keys`` (one MERGE commit): rows with
+    a known key are updated, new keys inserted, the others left as they are. Idempotent: the same
+    rows merged twice (a replayed micro-batch) leave the same table."""
+    if data.num_rows == 0:
+        return
+    from delta.tables import DeltaTable
+
+    try:
+        updates = spark.createDataFrame(data.to_pandas(), schema=_spark_schema(data.schema))
+        cond = " AND ".join(f"t.`{k}` = u.`{k}`" for k in keys)
+        (DeltaTable.forPath(spark, table_uri).alias("t").merge(updates.alias("u"), cond)
+         .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute())
+    except Exception as e:
+        raise DeltaError(f"cannot merge into the Delta table at {table_uri}: {e}") from e
 
 
 def create_small(spark: SparkSession, table_uri: str, schema: pa.Schema) -> None:
     """Create an empty table for :func:`write_small` unless there is one (readers then find it)."""
     try:
-        if engines(spark).delta == "native":
-            (spark.createDataFrame([], schema=_spark_schema(schema))
-             .write.format("delta").mode("ignore").save(table_uri))
-        else:
-            ensure_table(table_uri, schema)
-    except DeltaError:
-        raise
+        (spark.createDataFrame([], schema=_spark_schema(schema))
+         .write.format("delta").mode("ignore").save(table_uri))
     except Exception as e:
         raise DeltaError(f"cannot create the Delta table at {table_uri}: {e}") from e
 
 
 def read_small(spark: SparkSession, table_uri: str) -> pa.Table | None:
     """The latest snapshot of a small table, on the driver; None when there is no table yet."""
-    from deltalake import DeltaTable
-
-    if engines(spark).delta == "native":
-        try:
-            return spark.read.format("delta").load(table_uri).toArrow()
-        except Exception as e:  # no table yet
-            if "PATH_NOT_FOUND" in str(e) or "is not a Delta table" in str(e) or "DELTA_MISSING" in str(e):
-                return None
-            raise DeltaError(f"cannot read the Delta table at {table_uri}: {e}") from e
-    if not DeltaTable.is_deltatable(table_uri):
-        return None
     try:
-        return DeltaTable(table_uri).to_pyarrow_table()
+        return spark.read.format("delta").load(table_uri).toArrow()
     except Exception as e:
+        if _missing(e):
+            return None
         raise DeltaError(f"cannot read the Delta table at {table_uri}: {e}") from e
 
 
@@ -441,3 +389,28 @@ def _spark_schema(schema: pa.Schema) -> StructType:
     from pyspark.sql.pandas.types import from_arrow_schema
 
     return from_arrow_schema(schema)
+
+
+def committed_version(table_uri: str, app_id: str) -> int | None:
+    """The last ``txnVersion`` (micro-batch id) that application ``app_id`` committed to the
+    table, read from the Delta log's ``txn`` actions; None if it never wrote there."""
+    from deltalake import DeltaTable
+
+    if not table_exists(table_uri):
+        return None
+    try:
+        return DeltaTable(table_uri).transaction_version(app_id)  # type: ignore[no-any-return]
+    except AttributeError:  # older delta-rs: scan the JSON commits
+        import pyarrow.fs as pafs
+
+        fs, root = pafs.FileSystem.from_uri(table_uri if "://" in table_uri else "file://" + table_uri)
+        best: int | None = None
+        for info in fs.get_file_info(pafs.FileSelector(f"{root}/_delta_log")):
+            if not info.path.endswith(".json"):
+                continue
+            with fs.open_input_stream(info.path) as f:
+                for line in f.read().decode().splitlines():
+                    txn = json.loads(line).get("txn") if line else None
+                    if txn and txn.get("appId") == app_id:
+                        best = max(best or 0, int(txn["version"]))
+        return best
