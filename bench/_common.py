@@ -47,16 +47,7 @@ def batch_rates(query) -> tuple[float | None, float | None, list]:  # type: igno
     return rate(batches), rate(batches[1:]), batches
 
 
-def use_engine(spark, engine: str) -> None:  # type: ignore[no-untyped-def]
-    """Switch the session's I/O engine between legs of a side-by-side run (bench only)."""
-    from logad.session import _RESOLVED, ENGINE_KEY
-
-    for part in ("kafka", "delta"):
-        spark.conf.unset(_RESOLVED.format(part))
-    spark.conf.set(ENGINE_KEY, engine)
-
-
-def run_query_once(app: str, start, source, warehouse, engine: str = "native"):  # type: ignore[no-untyped-def]
+def run_query_once(app: str, start, source, warehouse):  # type: ignore[no-untyped-def]
     """Start a logad streaming query on a local[2] session, run it until caught up.
 
     Returns (seconds including query start, rows/s in batches, rows/s in warm batches, batches).
@@ -66,7 +57,6 @@ def run_query_once(app: str, start, source, warehouse, engine: str = "native"): 
 
     spark = get_spark(app, master="local[2]")
     spark.sparkContext.setLogLevel("ERROR")
-    use_engine(spark, engine)
     started = time.perf_counter()
     query = start(spark, source, warehouse, trigger="0 seconds")
     run(query, once=True)

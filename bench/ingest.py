@@ -2,8 +2,8 @@
 
 Measured beside the raw confluent-kafka consume rate of the same records in the same run (the
 ceiling of the Kafka side), against the same Apache Kafka broker. Real HDFS lines from the
-bundled sample, repeated. ``--engines native,embedded`` also ran the embedded path until it was
-removed; its figures are in docs/benchmarks.md.
+bundled sample, repeated. The embedded path ran beside it until it was removed; those figures are
+in docs/native-stack.md.
 
     .venv/bin/python bench/ingest.py [--lines 400000] [--max-per-trigger 100000]
 
@@ -58,7 +58,6 @@ def main() -> None:
     ap.add_argument("--lines", type=int, default=400_000)
     ap.add_argument("--files", type=int, default=2, help="files (hosts) shipped in parallel topics")
     ap.add_argument("--max-per-trigger", type=int, default=100_000)
-    ap.add_argument("--engines", default="native", help="native, or native,embedded side by side")
     args = ap.parse_args()
 
     from logad.config import Broker, KafkaSource, Warehouse
@@ -91,11 +90,11 @@ def main() -> None:
         ceiling_s = raw_consume(cfg.bootstrap, topics, total)
 
         legs = {}
-        for engine in args.engines.split(","):
+        for engine in ("native",):
             warehouse = Warehouse(str(work / f"wh-{engine}"))
             source = KafkaSource(cfg.bootstrap, subscribe_pattern=r"logs\..*",
                                  starting_offsets="earliest", max_offsets_per_trigger=args.max_per_trigger)
-            legs[engine] = run_query_once("logad-bench-ingest", start_ingest, source, warehouse, engine)
+            legs[engine] = run_query_once("logad-bench-ingest", start_ingest, source, warehouse)
             rows = table_summary(warehouse.table(EVENTS))["rows"]
             assert rows == total, f"{engine}: events has {rows} rows, shipped {total}"
         parse_s = parse_only(sample, total)
@@ -117,10 +116,6 @@ def main() -> None:
               f"({len(batches)} batches, query start included)")
         print(f"  inside micro-batches           {in_batches or 0:>10,} lines/s")
         print(f"  warm batches (first excluded)  {warm or 0:>10,} lines/s")
-    if "native_warm_lps" in result and "embedded_warm_lps" in result:
-        result["ratio_native_to_embedded_warm"] = round(
-            (result["native_warm_lps"] or 0) / max(result["embedded_warm_lps"] or 1, 1), 2)  # type: ignore[operator]
-        print(f"native / embedded (warm)         {result['ratio_native_to_embedded_warm']:>10}x")
     print(f"header parser alone (no Kafka/Delta){result['parse_only_lps']:>7,} lines/s")
     print(json.dumps(result))
 

@@ -2,9 +2,8 @@
 
 The ceiling is a plain confluent-kafka consumer reading the same records in one process, in the
 same run, against the same Apache Kafka broker. The native path is Spark's Kafka source ->
-the records as they are -> delta-spark's streaming sink (what logad runs). ``--engines
-native,embedded`` also ran the embedded path (a Python Kafka source, delta-rs commits) until it
-was removed; its figures are in docs/benchmarks.md.
+the records as they are -> delta-spark's streaming sink (what logad runs). The embedded path (a Python Kafka source, delta-rs commits) ran beside it
+until it was removed; those figures are in docs/native-stack.md.
 
     .venv/bin/python bench/kafka_to_delta.py [--records 400000] [--max-per-trigger 100000]
 
@@ -56,7 +55,6 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=400_000)
     ap.add_argument("--partitions", type=int, default=2)
     ap.add_argument("--max-per-trigger", type=int, default=100_000)
-    ap.add_argument("--engines", default="native", help="native, or native,embedded side by side")
     args = ap.parse_args()
 
     from logad.config import Broker, KafkaSource, Warehouse
@@ -74,11 +72,11 @@ def main() -> None:
         ceiling_s = raw_consume(cfg.bootstrap, {topic: args.partitions}, args.records)
 
         legs = {}
-        for engine in args.engines.split(","):
+        for engine in ("native",):
             warehouse = Warehouse(str(work / f"wh-{engine}"))
             source = KafkaSource(cfg.bootstrap, subscribe=topic, starting_offsets="earliest",
                                  max_offsets_per_trigger=args.max_per_trigger)
-            legs[engine] = run_query_once("logad-bench", start_kafka_to_delta, source, warehouse, engine)
+            legs[engine] = run_query_once("logad-bench", start_kafka_to_delta, source, warehouse)
             if os.environ.get("BENCH_VERBOSE"):
                 for p in legs[engine][3]:
                     print(engine, p["batchId"], p["numInputRows"], p["durationMs"], file=sys.stderr)
@@ -106,10 +104,6 @@ def main() -> None:
         print(f"  inside micro-batches           {in_batches or 0:>10,} rec/s")
         print(f"  warm batches (first excluded)  {warm or 0:>10,} rec/s  "
               f"({result[f'ratio_{engine}_warm_to_ceiling']:.2f}x ceiling)")
-    if "native_warm_rps" in result and "embedded_warm_rps" in result:
-        result["ratio_native_to_embedded_warm"] = round(
-            (result["native_warm_rps"] or 0) / max(result["embedded_warm_rps"] or 1, 1), 2)  # type: ignore[operator]
-        print(f"native / embedded (warm)         {result['ratio_native_to_embedded_warm']:>10}x")
     print(json.dumps(result))
 
 

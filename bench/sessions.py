@@ -56,8 +56,7 @@ def main() -> None:
     from pyspark.sql import functions as F
 
     from logad.config import Warehouse
-    from logad.io.delta import read_table
-    from logad.io.delta_files import append_batch
+    from logad.io.delta import append_table, read_table
     from logad.session import get_spark
     from logad.sessions.rules import rules_for
     from logad.sessions.spark import _events, session_events, sessionize, start_sessions
@@ -79,7 +78,7 @@ def main() -> None:
         return events.where((copy >= c * per_chunk) & (copy < (c + 1) * per_chunk))
 
     for c in range(a.chunks):
-        append_batch(chunk(c), uri, "bench", c)
+        append_table(chunk(c), uri)
 
     # ceiling: the state machine alone, one process
     pdf = session_events(read_table(spark, uri), rules).toPandas()
@@ -99,11 +98,11 @@ def main() -> None:
     # stream: one query, the chunks arriving one by one
     stream_wh = Warehouse(tempfile.mkdtemp(prefix="logad-bench-sessions-stream-"))
     s_uri = stream_wh.table("events")
-    append_batch(chunk(0), s_uri, "bench", 0)
+    append_table(chunk(0), s_uri)
     query = start_sessions(spark, stream_wh, rules, trigger="1 second")
     query.processAllAvailable()
     for c in range(1, a.chunks):
-        append_batch(chunk(c), s_uri, "bench", c)
+        append_table(chunk(c), s_uri)
         query.processAllAvailable()
     progress = [p for p in query.recentProgress if p["numInputRows"] > 0]
     query.stop()
