@@ -57,19 +57,16 @@ def test_connector_jars_resolve_once_and_are_reused_without_the_network(spark, c
     assert spark.conf.get("spark.jars") == ",".join(first)
 
 
-def test_unreachable_maven_is_one_line_that_names_what_to_set(tmp_path):
+def test_unreachable_maven_is_one_line_that_names_what_to_set(tmp_path, monkeypatch):
     from logad import jars
 
     settings = tmp_path / "ivysettings.xml"
     settings.write_text(jars._settings_xml([f"http://127.0.0.1:{free_port()}/maven2/"]))
-    env = {**os.environ, "LOGAD_CACHE": str(tmp_path / "cache"), "LOGAD_IVY_SETTINGS": str(settings)}
+    monkeypatch.setenv("LOGAD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("LOGAD_IVY_SETTINGS", str(settings))
+    env = dict(os.environ)
     with pytest.raises(JarsError) as err:
-        os.environ.update({k: env[k] for k in ("LOGAD_CACHE", "LOGAD_IVY_SETTINGS")})
-        try:
-            jars.resolve(jars.connectors(), purpose="spark-connectors")
-        finally:
-            for k in ("LOGAD_CACHE", "LOGAD_IVY_SETTINGS"):
-                os.environ.pop(k)
+        jars.resolve(jars.connectors(), purpose="spark-connectors")
     message = str(err.value)
     assert "\n" not in message
     assert all(s in message for s in ("spark.jars.repositories", "spark.jars.ivySettings", "spark.jars"))
