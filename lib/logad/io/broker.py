@@ -230,7 +230,11 @@ def _cluster_id(cfg: Broker) -> str:
     path = cfg.state_path / "cluster.id"
     if path.is_file():
         return path.read_text().strip()
-    cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    # Kafka's own Uuid.randomUuid() never starts an id with "-" (the command line would read it
+    # as an option); neither do we, one in 64 would.
+    cid = "-"
+    while cid.startswith("-"):
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
     path.write_text(cid + "\n")
     return cid
 
@@ -239,8 +243,8 @@ def _format(cfg: Broker, node: int, classpath: str) -> None:
     props = _node_dir(cfg, node) / "server.properties"
     if (_node_dir(cfg, node) / "data" / "meta.properties").is_file():
         return
-    cmd = ["java", "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", _cluster_id(cfg),
-           "-c", str(props), "--ignore-formatted"]
+    cmd = ["java", "-cp", classpath, "kafka.tools.StorageTool", "format",
+           f"--cluster-id={_cluster_id(cfg)}", "-c", str(props), "--ignore-formatted"]
     for name, password in cfg.users:
         cmd += ["--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
