@@ -29,8 +29,8 @@ def warehouse(spark, tmp_path_factory):
     # a block is one session: LogHub labels whole blocks, which here span up to two days
     sessions = sessionize(read_table(spark, wh.table("events")), [rules_for("hdfs", idle_s=2 * 86400)],
                           read_labels(spark, wh))
-    write_table(sessions, wh.table("sessions"))  # version 1: all 600 blocks
-    write_table(sessions.orderBy("session_id").limit(100), wh.table("sessions"))  # version 2: fewer
+    write_table(sessions, wh.table("sessions"))  # version 0: all 600 blocks
+    write_table(sessions.orderBy("session_id").limit(100), wh.table("sessions"))  # version 1: fewer
     return wh
 
 
@@ -38,7 +38,7 @@ def test_train_reads_the_pinned_version_trains_on_two_ranks_and_registers_a_mode
     from logad.cli import main
     from logad.io.delta import read_small
 
-    argv = ["train", "--warehouse", warehouse.root, "--version", "1", "--unit", "session", "--epochs", "25",
+    argv = ["train", "--warehouse", warehouse.root, "--version", "0", "--unit", "session", "--epochs", "25",
             "--batch-size", "64", "--patience", "10", "--num-processes", "2"]
     assert main(argv) == 0
     out = capsys.readouterr().out
@@ -46,7 +46,7 @@ def test_train_reads_the_pinned_version_trains_on_two_ranks_and_registers_a_mode
     summary = json.loads((model_dir / "model.json").read_text())
     assert f"att_gru v1: {model_dir / 'model.pt'}" in out and "test" in out
     # the pinned version, not the latest (which holds 100 sessions): 600 blocks, 171 abnormal
-    assert summary["data_version"].endswith("tables/sessions@v1")
+    assert summary["data_version"].endswith("tables/sessions@v0")
     assert sum(summary["sessions"].values()) == 600
     assert sum(v for k, v in summary["sessions"].items() if k.endswith("abnormal")) == 171
     assert summary["code_version"]
@@ -75,9 +75,9 @@ def test_the_spark_udf_scores_like_the_model_called_directly(spark, warehouse):
     if not artifact.exists():
         pytest.skip("needs the model of the training test")
     model, meta = load_artifact(artifact)
-    assert meta["data_version"].endswith("@v1") and len(meta["words"]) == meta["word_vectors"].shape[0] > 20
+    assert meta["data_version"].endswith("@v0") and len(meta["words"]) == meta["word_vectors"].shape[0] > 20
     vocab = {t: i + 2 for i, t in enumerate(meta["template_ids"])}
-    rows = inputs(read_table(spark, warehouse.table("sessions"), 1).limit(150), vocab, unit="session")
+    rows = inputs(read_table(spark, warehouse.table("sessions"), 0).limit(150), vocab, unit="session")
     got = score_inputs(rows, str(artifact)).orderBy("session_id").toPandas()
     x = torch.as_tensor(np.stack(got["x"].to_numpy()), dtype=torch.long)
     with torch.no_grad():
@@ -90,8 +90,8 @@ def test_the_spark_udf_scores_like_the_model_called_directly(spark, warehouse):
 def test_a_part_without_both_classes_is_a_clear_error(spark, warehouse, capsys):
     from logad.cli import main
 
-    # version 2 holds 100 sessions: a 0.97 train fraction leaves a test part without an anomaly
+    # version 1 holds 100 sessions: a 0.97 train fraction leaves a test part without an anomaly
     argv = ["train", "--warehouse", warehouse.root, "--unit", "session", "--epochs", "1",
             "--train-fraction", "0.97", "--valid-fraction", "0.02"]
     assert main(argv) == 2
-    assert "abnormal hdfs sessions in sessions v2" in capsys.readouterr().err
+    assert "abnormal hdfs sessions in sessions v1" in capsys.readouterr().err

@@ -343,7 +343,7 @@ def write_small(spark: SparkSession, table_uri: str, data: pa.Table,
                 mode: Literal["append", "overwrite"] = "append") -> None:
     """Write a small table that lives on the driver (``append`` or ``overwrite``), one commit."""
     try:
-        (spark.createDataFrame(data.to_pandas(), schema=_spark_schema(data.schema))
+        (_frame(spark, data)
          .write.format("delta").mode(mode).save(table_uri))
     except Exception as e:
         raise DeltaError(f"cannot write to the Delta table at {table_uri}: {e}") from e
@@ -358,7 +358,7 @@ def merge_small(spark: SparkSession, table_uri: str, data: pa.Table, keys: tuple
     from delta.tables import DeltaTable
 
     try:
-        updates = spark.createDataFrame(data.to_pandas(), schema=_spark_schema(data.schema))
+        updates = _frame(spark, data)
         cond = " AND ".join(f"t.`{k}` = u.`{k}`" for k in keys)
         (DeltaTable.forPath(spark, table_uri).alias("t").merge(updates.alias("u"), cond)
          .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute())
@@ -383,6 +383,13 @@ def read_small(spark: SparkSession, table_uri: str) -> pa.Table | None:
         if _missing(e):
             return None
         raise DeltaError(f"cannot read the Delta table at {table_uri}: {e}") from e
+
+
+def _frame(spark: SparkSession, data: pa.Table) -> DataFrame:
+    """The driver's Arrow table as a DataFrame, straight from Arrow (Spark 4 takes a
+    ``pyarrow.Table``): through pandas, list columns arrive as numpy arrays of numpy scalars that
+    Spark's schema check refuses."""
+    return spark.createDataFrame(data)
 
 
 def _spark_schema(schema: pa.Schema) -> StructType:
