@@ -10,7 +10,18 @@ record comes out exactly once, as an event (``reject_reason`` null) or a reject 
 | ``too_long`` | the value is longer than ``max_line_bytes`` |
 | ``empty`` | no value, or only whitespace |
 | ``no_header`` | the line matches no format the topic allows |
-| ``bad_timestamp`` | the header matched but its time does not exist (month 13, Feb 30) |
+| ``bad_envelope`` | a Filebeat event whose ``log.offset`` is not a non-negative 64-bit integer |
+| ``bad_timestamp`` | the header matched but its time does not exist (month 13, Feb 30), or lies outside ``TS_RANGE`` |
+
+Event times must lie in ``TS_RANGE`` (1900-01-01 to 9999-01-01 UTC, end excluded): every time
+Delta, Spark and Python hold, with a day to spare for a shift into any time zone. A Kafka record
+timestamp outside it (a producer's CreateTime in year 10000) is dropped to null: the line keeps its
+own time, and a line that needed the Kafka time (no time of its own) is a ``bad_timestamp``.
+Every cast is a ``try_`` cast or guarded by a regex, so nothing in one record can fail a batch
+under ANSI mode.
+
+A record may hold several lines (a Java stack trace joined by ``ship --multiline-pattern``, or a
+stray CR): the header is the first line's, and the content runs to the end of the record.
 
 Records are raw lines, or Filebeat's Kafka output (a JSON event with ``message``, ``host.name``,
 ``log.file.path``, ``log.offset``), detected per record.
@@ -28,6 +39,7 @@ from logad.parse.formats import DETECT_ORDER, FORMATS, get
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
+TS_RANGE = ("1900-01-01 00:00:00", "9999-01-01 00:00:00")  # UTC, [start, end)
 EXTRA_FIELDS = ("pid", "thread", "node", "alert", "location", "type")
 EVENT_COLUMNS = ("topic", "partition", "offset", "kafka_ts", "host", "source", "file_offset",
                  "system", "ts", "level", "component", "content", "fields", "line")
@@ -62,13 +74,25 @@ class Parser:
             raise ConfigError(f"Parser.max_line_bytes must be > 0, got {self.max_line_bytes}")
 
 
+# A record of several lines (a stack trace) matches on its first line's header, and its content
+# runs to the end: in DOTALL mode ``.`` also matches the line breaks (Java's ``.`` otherwise
+# stops at \n, \r, \u0085, \u2028 and \u2029).
+_DOTALL = "(?s)"
+
+
+def _in_range(ts: Column) -> Column:
+    from pyspark.sql import functions as F
+
+    return (ts >= F.lit(TS_RANGE[0]).cast("timestamp")) & (ts < F.lit(TS_RANGE[1]).cast("timestamp"))
+
+
 def _detect(line: Column, allowed: str) -> Column:
     from pyspark.sql import functions as F
 
     names = DETECT_ORDER if allowed == "auto" else (allowed,)
     expr = None
     for name in names:
-        cond = line.rlike(FORMATS[name].regex)
+        cond = line.rlike(_DOTALL + FORMATS[name].regex)
         expr = F.when(cond, F.lit(name)) if expr is None else expr.when(cond, F.lit(name))
     assert expr is not None
     return expr
@@ -100,7 +124,7 @@ def _groups(fmt: Column, line: Column) -> Column:
 
     expr = None
     for f in FORMATS.values():
-        joined = F.regexp_replace(line, f.regex, _SEP.join(f"${i}" for i in range(1, len(f.fields) + 1)))
+        joined = F.regexp_replace(line, _DOTALL + f.regex, _SEP.join(f"${i}" for i in range(1, len(f.fields) + 1)))
         parts = F.split(joined, _SEP, len(f.fields))
         expr = F.when(fmt == f.name, parts) if expr is None else expr.when(fmt == f.name, parts)
     assert expr is not None
@@ -189,8 +213,10 @@ def parse_records(records: DataFrame, parser: Parser | None = None) -> DataFrame
               fb("$.log.file.path"), F.when(key.contains("|"), F.expr("substr(cast(key as string), "
                                                                           "instr(cast(key as string), '|') + 1)")),
               key))
-          .withColumn("file_offset", fb("$.log.offset").cast("long"))
-          .withColumn("kafka_ts", F.col("timestamp")))
+          .withColumn("_fb_offset", fb("$.log.offset"))
+          .withColumn("file_offset", F.when(F.col("_fb_offset").rlike(r"^\d{1,18}$"),
+                                            F.col("_fb_offset").cast("long")))
+          .withColumn("kafka_ts", F.when(_in_range(F.col("timestamp")), F.col("timestamp"))))
     line = F.col("line")
     df = df.withColumn("system", _format_column(F.col("topic"), line, parser))
     fmt = F.col("system")
@@ -200,7 +226,8 @@ def parse_records(records: DataFrame, parser: Parser | None = None) -> DataFrame
     df = df.select("*", *[_field(fmt, F.col("_groups"), n).alias(f"_g_{n}") for n in names])
     level = F.upper(g["level"])
     no_field = F.create_map().cast("map<string,string>")
-    df = (df.withColumn("ts", _timestamp(fmt, g, F.col("kafka_ts")))
+    df = (df.withColumn("_ts", _timestamp(fmt, g, F.col("kafka_ts")))
+          .withColumn("ts", F.when(_in_range(F.col("_ts")), F.col("_ts")))
           .withColumn("level", F.when(level == "WARNING", F.lit("WARN")).otherwise(level))
           .withColumn("component", g["component"])
           .withColumn("content", F.coalesce(g["content"], F.lit("")))
@@ -212,9 +239,22 @@ def parse_records(records: DataFrame, parser: Parser | None = None) -> DataFrame
     reason = (F.when(F.col("_bad_utf8"), F.lit("undecodable"))
               .when(F.octet_length(value) > parser.max_line_bytes, F.lit("too_long"))
               .when(value.isNull() | ~line.rlike(r"\S"), F.lit("empty"))
+              .when(F.col("_fb_offset").isNotNull() & F.col("file_offset").isNull(), F.lit("bad_envelope"))
               .when(fmt.isNull(), F.lit("no_header"))
               .when(F.col("ts").isNull(), F.lit("bad_timestamp")))
-    return df.withColumn("reject_reason", reason).drop(*[c for c in df.columns if c.startswith("_")])
+    df = df.withColumn("_reason", reason)
+    detail = (F.when(F.col("_reason") == "no_header",
+                     F.concat(F.lit("no format matched for topic "), F.col("topic")))
+              .when(F.col("_reason") == "too_long",
+                    F.concat(F.lit("bytes: "), F.octet_length(value).cast("string")))
+              .when(F.col("_reason") == "bad_envelope",
+                    F.concat(F.lit("log.offset is not an integer: "), F.substring("_fb_offset", 1, 40)))
+              .when(F.col("_reason") == "bad_timestamp",
+                    F.concat(F.lit("format "), F.col("system"),
+                             F.when(F.col("_ts").isNotNull(), F.lit(f": outside {TS_RANGE[0][:10]}.."
+                                                                   f"{TS_RANGE[1][:10]} UTC")))))
+    df = df.withColumn("reject_reason", F.col("_reason")).withColumn("reject_detail", detail)
+    return df.drop(*[c for c in df.columns if c.startswith("_")])
 
 
 def events(parsed: DataFrame, extra: tuple[str, ...] = ()) -> DataFrame:
@@ -234,13 +274,7 @@ def rejects(parsed: DataFrame, stage: str = "ingest") -> DataFrame:
     """
     from pyspark.sql import functions as F
 
-    detail = (F.when(F.col("reject_reason") == "no_header",
-                     F.concat(F.lit("no format matched for topic "), F.col("topic")))
-              .when(F.col("reject_reason") == "too_long",
-                    F.concat(F.lit("bytes: "), F.octet_length("value").cast("string")))
-              .when(F.col("reject_reason") == "bad_timestamp",
-                    F.concat(F.lit("format "), F.col("system"))))
     return (parsed.where("reject_reason IS NOT NULL")
             .select("topic", "partition", "offset", "kafka_ts", F.col("key").cast("string").alias("key"),
                     "value", F.col("reject_reason").alias("reason"), F.lit(stage).alias("stage"),
-                    detail.alias("detail")))
+                    F.col("reject_detail").alias("detail")))
