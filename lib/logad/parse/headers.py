@@ -13,9 +13,11 @@ record comes out exactly once, as an event (``reject_reason`` null) or a reject 
 | ``bad_envelope`` | a Filebeat event whose ``log.offset`` is not a non-negative 64-bit integer |
 | ``bad_timestamp`` | the header matched but its time does not exist (month 13, Feb 30), or lies outside ``TS_RANGE`` |
 
-Event times must lie in ``TS_RANGE`` (1900-01-01 to 9999-01-01 UTC, end excluded): every time
-Delta, Spark and Python hold, with a day to spare for a shift into any time zone. A Kafka record
-timestamp outside it (a producer's CreateTime in year 10000) is dropped to null: the line keeps its
+Event times must lie in ``TS_RANGE`` (1900-01-01 to 2262-01-01 UTC, end excluded): times that
+Delta, Spark, Python and pandas can all hold (pandas counts nanoseconds: 1677-09-21 to
+2262-04-11, and the sessions operator and the scorer pass events through pandas), with months to
+spare for a shift into any time zone. A Kafka record timestamp outside it (a producer's
+CreateTime in year 10000) is dropped to null: the line keeps its
 own time, and a line that needed the Kafka time (no time of its own) is a ``bad_timestamp``.
 Every cast is a ``try_`` cast or guarded by a regex, so nothing in one record can fail a batch
 under ANSI mode.
@@ -39,7 +41,7 @@ from logad.parse.formats import DETECT_ORDER, FORMATS, get
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
-TS_RANGE = ("1900-01-01 00:00:00", "9999-01-01 00:00:00")  # UTC, [start, end)
+TS_RANGE = ("1900-01-01 00:00:00", "2262-01-01 00:00:00")  # UTC, [start, end)
 EXTRA_FIELDS = ("pid", "thread", "node", "alert", "location", "type")
 EVENT_COLUMNS = ("topic", "partition", "offset", "kafka_ts", "host", "source", "file_offset",
                  "system", "ts", "level", "component", "content", "fields", "line")
