@@ -165,3 +165,90 @@ def test_bad_settings_are_named(broker, tmp_path):
         ShipConfig(("x",), broker.bootstrap, exclude=("(",))
     with pytest.raises(ConfigError, match="at least one"):
         ShipConfig((), broker.bootstrap)
+
+
+def test_rotation_while_stopped_finds_the_renamed_file_by_its_identity(cfg, broker, tmp_path, caplog):
+    f = tmp_path / "app.log"
+    write(f, [f"{'y' * 20} {i}" for i in range(100)])
+    c = cfg(str(tmp_path / "*.log"))
+    Shipper(c).run(once=True)
+    write(f, lines("tail", 40))               # written while the shipper is stopped ...
+    f.rename(tmp_path / "app.log.1")          # ... then rotated out of the glob
+    write(f, lines("new", 10))
+    with caplog.at_level("WARNING", logger="logad.ship.shipper"):
+        Shipper(c).run(once=True)
+    got = [v for _, v in consume(broker.bootstrap, c.topic)]
+    assert got[:100] == [f"{'y' * 20} {i}" for i in range(100)]
+    assert sorted(got[100:]) == sorted(lines("tail", 40) + lines("new", 10))  # nothing lost, nothing twice
+    assert "rotated to" in caplog.text and "app.log.1" in caplog.text
+
+    (tmp_path / "app.log.1").unlink()   # fully shipped and done: no warning on the next start
+    write(f, lines("new", 5, start=10))
+    f.rename(tmp_path / "app.log.2")     # now with 5 unshipped lines, and deleted while stopped
+    (tmp_path / "app.log.2").unlink()
+    write(f, lines("newer", 3))
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="logad.ship.shipper"):
+        Shipper(c).run(once=True)
+    assert "is gone from its directory" in caplog.text and "not shipped" in caplog.text
+    assert [v for _, v in consume(broker.bootstrap, c.topic)][150:] == lines("newer", 3)
+
+
+def test_an_oversized_line_is_cut_at_a_character_and_the_file_goes_on(cfg, broker, tmp_path):
+    from logad.ship.shipper import MAX_RECORD_BYTES
+
+    f = tmp_path / "big.log"
+    huge = "é" * 500_019  # 1,000,038 bytes, one line: over the producer's and broker's 1 MB
+    write(f, ["before", huge, "after"])
+    c = cfg(str(f), registry=str(tmp_path / "r-big.json"))
+    stats = Shipper(c).run(once=True)
+    got = [v for _, v in consume(broker.bootstrap, c.topic)]
+    assert got[0] == "before" and got[2] == "after"
+    assert got[1] == "é" * (MAX_RECORD_BYTES // 2)  # whole characters, decodable
+    assert (stats.truncated, stats.refused, stats.sent) == (1, 0, 3)
+
+    # a limit above what Kafka accepts: the record is refused, counted, and the rest still goes
+    c2 = cfg(str(f), registry=str(tmp_path / "r-big2.json"), max_record_bytes=2_000_000)
+    stats = Shipper(c2).run(once=True)
+    assert [v for _, v in consume(broker.bootstrap, c2.topic)] == ["before", "after"]
+    assert (stats.refused, stats.confirmed) == (1, 2)
+    assert Shipper(c2).run(once=True).sent == 0  # and the registry moved past it: no crash loop
+
+
+def test_sigkill_mid_file_repeats_only_what_was_past_the_confirmed_offset(cfg, broker, tmp_path):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    f = tmp_path / "app.log"
+    n = 300_000
+    write(f, [f"{i:07d} {'z' * 60}" for i in range(n)])
+    topic, registry = new_topic("kill"), tmp_path / "kill.json"
+    cmd = [str(Path(sys.executable).parent / "logad"), "ship", str(f), "--bootstrap", broker.bootstrap,
+           "--topic", topic, "--registry", str(registry), "--once"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    saved = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        if registry.exists():
+            saved = next(iter(json.loads(registry.read_text())["files"].values()))["offset"]
+            if saved > 0:
+                break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    state = next(iter(json.loads(registry.read_text())["files"].values()))
+    assert 0 < state["offset"] < os.path.getsize(f), "the kill must land mid-file"
+    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+    got = [v for _, v in consume(broker.bootstrap, topic)]
+    numbers = [int(v.split()[0]) for v in got]
+    assert sorted(set(numbers)) == list(range(n))  # nothing lost
+    first_unconfirmed = state["offset"] // 69  # each line is 69 bytes with its newline
+    repeated = len(numbers) - n
+    # only lines past the saved (confirmed) offset are sent twice: a fraction of the file
+    from collections import Counter
+
+    assert all(k >= first_unconfirmed for k, c in Counter(numbers).items() if c > 1)
+    assert repeated < n // 2, repeated

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from logad.errors import LogadError, explain
+from logad.ship.shipper import MAX_RECORD_BYTES
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -116,15 +117,15 @@ def cmd_ship(a: argparse.Namespace) -> int:
         topic_prefix=a.topic_prefix, single_topic=a.topic, partitions=a.partitions,
         registry=a.registry, include=tuple(a.include_lines), exclude=tuple(a.exclude_lines),
         multiline_pattern=a.multiline_pattern, multiline_negate=a.multiline_negate,
-        poll_interval_s=a.poll_interval)
+        poll_interval_s=a.poll_interval, max_record_bytes=a.max_record_bytes)
     stop = threading.Event()
     try:
         stats = Shipper(cfg).run(once=a.once, stop=stop)
     except KeyboardInterrupt:
         stop.set()
         return 130
-    print(f"shipped {stats.sent} records ({stats.lines} lines read, {stats.filtered} filtered) "
-          f"to {cfg.topic}")
+    print(f"shipped {stats.sent} records ({stats.lines} lines read, {stats.filtered} filtered, "
+          f"{stats.truncated} truncated, {stats.refused} refused by Kafka) to {cfg.topic}")
     return 0
 
 
@@ -559,6 +560,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=r"a line matching this continues the previous record, e.g. '^\s+(at|\.\.\.) |^Caused by:'")
     s.add_argument("--multiline-negate", action="store_true",
                    help="a line NOT matching --multiline-pattern continues the previous record")
+    s.add_argument("--max-record-bytes", type=int, default=MAX_RECORD_BYTES, metavar="N",
+                   help=f"longer records are cut to N bytes at a character boundary and counted "
+                        f"(default {MAX_RECORD_BYTES}: under Kafka's 1 MB message limits)")
     s.add_argument("--poll-interval", type=float, default=1.0, help="seconds between scans")
     s.add_argument("--once", action="store_true", help="ship what is there, then stop")
     s.set_defaults(func=cmd_ship)

@@ -1,14 +1,18 @@
 """The shipper's registry: which file is which, and how far it has been shipped.
 
 A file is known by its identity (device, inode) and a fingerprint (a hash of its first bytes).
-The registry stores, per file, the byte offset up to which every line was acknowledged by Kafka.
-It is written atomically (temporary file + rename) and only after the producer confirmed
-delivery, so a restart never skips a line; it may send the last unconfirmed lines again
-(at-least-once).
+The registry stores, per file, the byte offset up to which every line was acknowledged by Kafka
+(or filtered out), and how many records were in flight beyond it when it was saved. It is written
+atomically (temporary file + rename) as acknowledgements arrive, so a restart never skips a line
+and sends again only the records that were unconfirmed (at-least-once).
 
 Rotation:
 - rename + new file: the old inode keeps its entry (and is read to its end if it still matches
   the paths); the new file is a new inode, read from 0.
+- rename while the shipper is stopped (``app.log`` -> ``app.log.1`` under a glob ``*.log``): on
+  start, a known file that no longer matches the paths is looked up by identity (device, inode,
+  fingerprint) in its directory and read to its end; if it is gone, a warning names the byte
+  from which lines may be missing.
 - copytruncate: the original inode shrinks below its offset, so it is read again from 0; its
   previous state is kept as an orphan, and a new file whose first bytes match the orphan's
   fingerprint (the copy) resumes at the orphan's offset, so lines written just before the
@@ -36,6 +40,7 @@ class FileState:
     offset: int
     fingerprint: str
     fingerprint_len: int
+    unconfirmed: int = 0  # records sent past ``offset`` and not yet confirmed at the last save
 
     @property
     def key(self) -> str:
@@ -97,6 +102,32 @@ class Registry:
                 break
         self.files[key] = state
         return state
+
+    def locate(self, state: FileState) -> str | None:
+        """Where the file of ``state`` is now: its path, or another name in the same directory
+        with the same device, inode and fingerprint (a rename); None if it is gone."""
+        candidates = [state.path]
+        try:
+            with os.scandir(os.path.dirname(state.path) or ".") as it:
+                candidates += [e.path for e in it if e.path != state.path]
+        except OSError:
+            pass
+        for path in candidates:
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            if ((st.st_dev, st.st_ino) == (state.dev, state.inode) and st.st_size >= state.fingerprint_len
+                    and prefix_fingerprint(path, state.fingerprint_len) == state.fingerprint):
+                return os.path.abspath(path)
+        return None
+
+    def forget(self, key: str, orphan: bool = True) -> None:
+        """Drop a file: one that is gone stays as an orphan (``orphan``), for a copy that shows
+        up later; one read to its end after a rotation is simply done."""
+        state = self.files.pop(key, None)
+        if state is not None and orphan:
+            self.orphans.append(state)
 
     def refresh_fingerprint(self, state: FileState) -> None:
         """Extend a short file's fingerprint as it grows (up to FINGERPRINT_BYTES)."""

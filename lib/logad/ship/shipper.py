@@ -6,8 +6,18 @@ regexes before anything crosses the network (the first paper's design), joins mu
 one topic. Every record's key is ``<host>|<path>``: one file's records share a key, so they keep
 their order in one partition, and ingest recovers host and source from it.
 
-Delivery is at-least-once: the registry moves on only after the idempotent producer confirmed
-every record before that point.
+Delivery is at-least-once, and repeats only what was sent and not yet confirmed: every record
+carries the byte offset where it ends; Kafka's acknowledgements (in order per file: one file is one
+key, one partition, and the producer is idempotent) move the file's registry offset, which is saved
+atomically at least every ``registry_interval_s`` while a file is read. A kill then repeats at most
+the records in flight, and the registry keeps that count (``unconfirmed``), which the restart logs.
+
+Record size: a record longer than ``max_record_bytes`` (default 512 KiB, below the producer's
+and the broker's 1 MB message limits) is cut to that size at a UTF-8 character boundary and
+counted (``truncated``); the rest of that record is not shipped. Ingest's own limit
+(``Parser.max_line_bytes``, 64 KiB) then makes it a ``too_long`` reject with the raw bytes kept.
+A record Kafka still refuses (a lower broker limit) is counted as ``refused`` and logged with its
+file and offset, and shipping goes on: one line never blocks a file.
 """
 
 from __future__ import annotations
@@ -30,6 +40,9 @@ log = logging.getLogger(__name__)
 
 _TOPIC_CHARS = re.compile(r"[^a-zA-Z0-9._-]")
 READ_CHUNK = 1 << 20
+# librdkafka's message.max.bytes and Kafka's max.message.bytes default to about 1 MB; a record
+# (plus its key and headers) must fit under both.
+MAX_RECORD_BYTES = 512 * 1024
 
 
 class ShipError(LogadError):
@@ -58,7 +71,8 @@ class ShipConfig:
     multiline_negate: bool = False
     multiline_max_lines: int = 500
     multiline_timeout_s: float = 5.0
-    max_record_bytes: int = 1 << 20
+    max_record_bytes: int = MAX_RECORD_BYTES
+    registry_interval_s: float = 1.0
     poll_interval_s: float = 1.0
     close_inactive_s: float = 300.0
     progress_interval_s: float = 10.0
@@ -77,6 +91,8 @@ class ShipConfig:
                     re.compile(p)
                 except re.error as e:
                     raise ConfigError(f"{name} {p!r} is not a regex: {e}") from e
+        if self.max_record_bytes <= 0:
+            raise ConfigError(f"max_record_bytes must be > 0, got {self.max_record_bytes}")
         if self.single_topic is None and not _TOPIC_CHARS.sub("", self.host):
             raise ConfigError(f"host {self.host!r} gives no usable topic name; pass --host")
 
@@ -95,6 +111,8 @@ class Stats:
     sent: int = 0
     filtered: int = 0
     truncated: int = 0
+    refused: int = 0  # records Kafka refused for good (too large for the broker): logged, skipped
+    confirmed: int = 0
     bytes: int = 0
 
 
@@ -106,6 +124,18 @@ class _Open:
     pending_start: int = 0
     last_data: float = field(default_factory=time.monotonic)
     read_to: int = 0  # bytes consumed from the file (complete lines), >= state.offset
+    done_to: int = 0  # end of the last record handed on (sent or filtered)
+    acked_to: int = 0  # end of the last record Kafka confirmed
+    in_flight: int = 0  # records sent, not yet confirmed
+    failed: bool = False  # a delivery failed: the offset stays until a restart resends
+
+    def confirmed_offset(self) -> int:
+        """Where a restart must resume: everything before it was delivered or filtered."""
+        if self.failed:
+            return self.state.offset
+        if self.in_flight == 0:
+            return self.pending_start if self.pending else self.done_to
+        return self.acked_to
 
 
 class Shipper:
@@ -122,6 +152,8 @@ class Shipper:
         self._producer: Any = None
         self._errors: list[str] = []
         self._key_cache: dict[str, bytes] = {}
+        self._saved_at = time.monotonic()
+        self._located = False
 
     # -- files ---------------------------------------------------------------------------------
     def discover(self) -> list[str]:
@@ -143,9 +175,37 @@ class Shipper:
             current.handle.close()
         handle = open(path, "rb")  # noqa: SIM115 - kept open across cycles to follow renames
         handle.seek(state.offset)
-        self._open[state.key] = _Open(state, handle, read_to=state.offset, pending_start=state.offset)
-        log.info("shipping %s from byte %d", path, state.offset)
+        self._open[state.key] = _Open(state, handle, read_to=state.offset, pending_start=state.offset,
+                                      done_to=state.offset, acked_to=state.offset)
+        if state.unconfirmed:
+            log.warning("shipping %s from byte %d: the last run stopped with %d records sent and not "
+                        "confirmed; they are sent again (at-least-once)", path, state.offset, state.unconfirmed)
+        else:
+            log.info("shipping %s from byte %d", path, state.offset)
         return state.key
+
+    def _locate_rotated(self, live: set[str]) -> set[str]:
+        """Files of the registry that were not shipped to their end and no longer match the
+        paths (renamed by a rotation while the shipper was stopped): found again by identity
+        (device, inode and fingerprint, as Filebeat does) in their directory and read to their
+        end; if gone, a warning says from which byte lines may be missing."""
+        found = set()
+        for key, state in list(self.registry.files.items()):
+            if key in live or key in self._open:
+                continue
+            path = self.registry.locate(state)
+            if path is None:
+                log.warning("%s (inode %d) was shipped to byte %d and is gone from its directory (deleted, "
+                            "compressed or moved by a rotation while the shipper was stopped): any lines "
+                            "written after that byte were not shipped", state.path, state.inode, state.offset)
+                self.registry.forget(key)
+                continue
+            if os.path.getsize(path) > state.offset:
+                log.warning("%s was rotated to %s while the shipper was stopped: shipping its rest from "
+                            "byte %d", state.path, path, state.offset)
+                state.path = path
+                found.add(self._attach(path))
+        return found
 
     # -- records -------------------------------------------------------------------------------
     def _continues(self, line: bytes) -> bool:
@@ -178,49 +238,90 @@ class Shipper:
             yield (raw[:-1] if raw.endswith(b"\r") else raw), pos
         f.read_to = pos
 
-    def _records(self, f: _Open, eof: bool) -> Iterator[bytes]:
-        """New complete records of one file (multi-line records joined)."""
+    def _records(self, f: _Open, eof: bool) -> Iterator[tuple[bytes, int]]:
+        """New complete records of one file (multi-line records joined), each with the byte
+        offset where it ends."""
         got = False
         start = f.read_to
         for line, line_end in self._lines(f):
             got = True
             self.stats.lines += 1
             if self._multi is None:
-                yield line
+                yield line, line_end
                 start = line_end
                 continue
             if f.pending and self._continues(line) and len(f.pending) < self.cfg.multiline_max_lines:
                 f.pending.append(line)
             else:
                 if f.pending:
-                    yield b"\n".join(f.pending)
+                    yield b"\n".join(f.pending), start
                 f.pending, f.pending_start = [line], start
             start = line_end
         idle = time.monotonic() - f.last_data > self.cfg.multiline_timeout_s
         if f.pending and not got and (eof or idle):
-            yield b"\n".join(f.pending)
+            record = b"\n".join(f.pending)
             f.pending = []
+            yield record, f.read_to
 
-    def _send(self, f: _Open, record: bytes) -> None:
+    def _send(self, f: _Open, record: bytes, end: int) -> None:
         self.stats.records += 1
-        if self._include and not any(p.search(record) for p in self._include):
+        if (self._include and not any(p.search(record) for p in self._include)) or any(
+                p.search(record) for p in self._exclude):
             self.stats.filtered += 1
-            return
-        if any(p.search(record) for p in self._exclude):
-            self.stats.filtered += 1
+            f.done_to = end
+            if f.in_flight == 0:
+                f.acked_to = end
             return
         if len(record) > self.cfg.max_record_bytes:
-            record = record[: self.cfg.max_record_bytes]
+            record = truncate_utf8(record, self.cfg.max_record_bytes)
             self.stats.truncated += 1
+            log.warning("%s: the record ending at byte %d is longer than %d bytes: shipped its first "
+                        "%d bytes", f.state.path, end, self.cfg.max_record_bytes, len(record))
         key = self._key_cache.get(f.state.path)
         if key is None:
             key = self._key_cache[f.state.path] = f"{self.cfg.host}|{f.state.path}".encode()
-        send(self._producer, self.cfg.topic, record, key=key, on_delivery=self._delivered)
-        self.stats.sent += 1
 
-    def _delivered(self, err: Any, _msg: Any) -> None:
-        if err is not None:
-            self._errors.append(str(err))
+        def delivered(err: Any, _msg: Any, f: _Open = f, end: int = end) -> None:
+            f.in_flight -= 1
+            if err is None or _refused_for_good(err):
+                if err is None:
+                    self.stats.confirmed += 1
+                else:
+                    self._refuse(f, end, err)
+                f.acked_to = end if f.in_flight else max(end, f.done_to)
+            else:
+                f.failed = True
+                self._errors.append(str(err))
+
+        try:
+            send(self._producer, self.cfg.topic, record, key=key, on_delivery=delivered)
+        except Exception as e:  # refused before sending (larger than message.max.bytes)
+            if not _refused_for_good(e):
+                raise
+            self._refuse(f, end, e)
+            f.done_to = end
+            if f.in_flight == 0:
+                f.acked_to = end
+            return
+        f.in_flight += 1
+        f.done_to = end
+        self.stats.sent += 1
+        if time.monotonic() - self._saved_at >= self.cfg.registry_interval_s:
+            self._producer.poll(0)
+            self._save()
+
+    def _refuse(self, f: _Open, end: int, err: Any) -> None:
+        self.stats.refused += 1
+        log.error("%s: Kafka refused the record ending at byte %d for good (%s); skipped. Lower "
+                  "--max-record-bytes below the topic's max.message.bytes", f.state.path, end, err)
+
+    def _save(self) -> None:
+        """Save each file's confirmed offset (and how many records are still in flight)."""
+        for f in self._open.values():
+            f.state.offset = f.confirmed_offset()
+            f.state.unconfirmed = f.in_flight
+        self.registry.save()
+        self._saved_at = time.monotonic()
 
     # -- the loop ------------------------------------------------------------------------------
     def _start_producer(self) -> None:
@@ -249,29 +350,33 @@ class Shipper:
                 live.add(self._attach(path))
             except FileNotFoundError:
                 continue  # rotated away between glob and open
+        if not self._located:  # once per start: what rotated while we were stopped
+            self._locate_rotated(live)
+            self._located = True
         for key, f in list(self._open.items()):
             while True:
                 before = f.read_to
-                for record in self._records(f, eof=once):
-                    self._send(f, record)
+                for record, end in self._records(f, eof=once):
+                    self._send(f, record, end)
                 if f.read_to == before:  # nothing new (a last multi-line record was flushed)
                     break
             # A file no longer under the configured paths (renamed away, deleted) was read to its
             # end above; close it once nothing more can come.
             if key not in live and (once or time.monotonic() - f.last_data > self.cfg.close_inactive_s):
+                self._confirm()  # raises unless all of it is confirmed
                 f.handle.close()
                 del self._open[key]
+                self.registry.forget(key, orphan=False)  # rotated away, read to its end: done
         self._confirm()
 
     def _confirm(self) -> None:
         remaining = self._producer.flush(60)
+        self._save()
         if remaining or self._errors:
             raise ShipError(f"{remaining} records not delivered to {self.cfg.topic} on "
                             f"{self.cfg.bootstrap}: {self._errors[:3] or 'flush timed out'}; "
-                            "the registry was not advanced, so a restart sends them again")
-        for f in self._open.values():
-            f.state.offset = f.pending_start if f.pending else f.read_to
-        self.registry.save()
+                            "the registry holds the confirmed offsets, so a restart sends only "
+                            "the unconfirmed records again")
 
     def run(self, once: bool = False, stop: Any = None) -> Stats:
         """Ship until ``stop`` (a threading.Event) is set, or once through when ``once``."""
@@ -284,9 +389,11 @@ class Shipper:
                     last = now
                     lag = sum(max(os.path.getsize(f.state.path) - f.read_to, 0)
                               for f in self._open.values() if os.path.exists(f.state.path))
-                    log.info("%s: %d lines, %d sent, %d filtered, %.1f MB, %.0f lines/s, lag %d bytes",
-                             self.cfg.topic, self.stats.lines, self.stats.sent, self.stats.filtered,
-                             self.stats.bytes / 1e6, self.stats.lines / max(now - started, 1e-9), lag)
+                    log.info("%s: %d lines, %d sent, %d confirmed, %d filtered, %d truncated, %d refused, "
+                             "%.1f MB, %.0f lines/s, lag %d bytes", self.cfg.topic, self.stats.lines,
+                             self.stats.sent, self.stats.confirmed, self.stats.filtered, self.stats.truncated,
+                             self.stats.refused, self.stats.bytes / 1e6,
+                             self.stats.lines / max(now - started, 1e-9), lag)
                 if once or (stop is not None and stop.wait(self.cfg.poll_interval_s)):
                     break
                 if stop is None:
@@ -296,3 +403,23 @@ class Shipper:
                 f.handle.close()
             self._open.clear()
         return self.stats
+
+
+def truncate_utf8(record: bytes, limit: int) -> bytes:
+    """The first ``limit`` bytes of ``record``, cut back to a UTF-8 character boundary (so the
+    kept part still decodes; ingest would reject a split character as ``undecodable``)."""
+    cut = limit
+    while cut > 0 and (record[cut] & 0xC0) == 0x80:  # a continuation byte: inside a character
+        cut -= 1
+    return record[:cut] if cut > limit - 4 else record[:limit]  # not UTF-8 at all: plain cut
+
+
+def _refused_for_good(err: Any) -> bool:
+    """Kafka refused this record and would refuse it again (too large): skip it, don't stop."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    if isinstance(err, KafkaException):
+        err = err.args[0] if err.args else None
+    code = err.code() if isinstance(err, KafkaError) else None
+    # MSG_SIZE_TOO_LARGE is both librdkafka's local check and the broker's MESSAGE_TOO_LARGE
+    return code in (KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE)
