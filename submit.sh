@@ -9,8 +9,11 @@
 #   --venv FILE.tar.gz  a packed Python environment (venv-pack / conda-pack) shipped with
 #                       --archives and used by the driver and executors; without it the cluster's
 #                       own Python must have logad's dependencies installed
+#   --cached-jars       pass the connector jars from logad's jar cache (resolved by Ivy once,
+#                       ~/.cache/logad) as --jars instead of spark.jars.packages: no Maven
+#                       lookup at submit time (machines that reached Maven once)
 #   --no-packages       leave out spark.jars.packages and Delta's extension/catalog from
-#                       conf/spark-defaults.conf (offline machines: logad's embedded engine)
+#                       conf/spark-defaults.conf (clusters whose classpath has both: Databricks)
 #   --conf K=V          extra Spark settings (repeatable)
 #   --dry-run           print the spark-submit line, run nothing
 #
@@ -28,9 +31,10 @@ while [[ $# -gt 0 ]]; do
     --deploy-mode) deploy="$2"; shift 2 ;;
     --venv) venv="$2"; shift 2 ;;
     --no-packages) packages=0; shift ;;
+    --cached-jars) packages=2; shift ;;
     --conf) confs+=(--conf "$2"); shift 2 ;;
     --dry-run) dry=1; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     --) shift; break ;;
     -*) echo "submit.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) job="$1"; shift; [[ "${1:-}" == "--" ]] && shift; break ;;
@@ -56,14 +60,21 @@ with zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_DEFLATED) as z:
         if p.is_file() and '__pycache__' not in p.parts: z.write(p)" "$build/logad.zip")
 
 props="$here/conf/spark-defaults.conf"
+extra=()
 if [[ $packages == 0 ]]; then
   grep -vE '^(spark\.jars\.packages|spark\.sql\.extensions|spark\.sql\.catalog\.spark_catalog)\b' \
     "$props" > "$build/spark-defaults.conf"
   props="$build/spark-defaults.conf"
+elif [[ $packages == 2 ]]; then
+  jars="$(PYTHONPATH="$here/lib" "$python" -c 'from logad import jars
+print(",".join(jars.resolve(jars.connectors(), purpose="spark-connectors")))')" || exit 2
+  grep -vE '^spark\.jars\.packages\b' "$props" > "$build/spark-defaults.conf"
+  props="$build/spark-defaults.conf"
+  extra=(--jars "$jars")
 fi
 
 args=(--master "$master" --deploy-mode "$deploy" --properties-file "$props" --name "logad-$job"
-      --py-files "$build/logad.zip")
+      --py-files "$build/logad.zip" "${extra[@]}")
 if [[ -n "$venv" ]]; then
   args+=(--archives "$venv#environment" --conf spark.pyspark.python=./environment/bin/python)
   [[ "$deploy" == cluster ]] && args+=(--conf spark.yarn.appMasterEnv.PYSPARK_PYTHON=./environment/bin/python)
