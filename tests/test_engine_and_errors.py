@@ -58,5 +58,57 @@ def test_corrupt_checkpoint_is_named_before_the_query_starts(spark, broker, tmp_
     offsets = tmp_path / "checkpoints" / "ingest" / "offsets"
     offsets.mkdir(parents=True)
     (offsets / "0").write_text("v1\n{not json\n")
-    with pytest.raises(CheckpointError, match="offsets/0.*--checkpoint"):
+    with pytest.raises(CheckpointError, match="offsets/0.*--query-name"):
         start_ingest(spark, KafkaSource(broker.bootstrap, subscribe=topic), warehouse)
+
+
+def _one_line_error(capsys, argv: list[str]) -> str:
+    """Run the CLI in-process; it must exit 2 with one ``logad: error:`` line, no traceback."""
+    from logad.cli import main
+
+    try:
+        rc = main(argv)
+    except SystemExit as e:  # argparse's own usage errors
+        rc = e.code
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.startswith(("logad: error:", "logad ", "usage:"))]
+    assert lines and lines[-1].startswith(("logad: error:", "logad ")), err
+    return lines[-1]
+
+
+def test_every_wrong_turn_of_an_operator_is_one_line(spark, broker, tmp_path, capsys):
+    import glob
+
+    dead = f"127.0.0.1:{free_port()}"
+    log = tmp_path / "a.log"
+    log.write_text("hello\n")
+    wh = str(tmp_path / "wh")
+
+    assert "not an interval" in _one_line_error(capsys, ["ingest", "--trigger", "banana", "--warehouse", wh])
+    assert "cannot reach Kafka" in _one_line_error(capsys, ["produce", str(log), "--topic", "t", "--bootstrap", dead])
+    assert "cannot reach Kafka" in _one_line_error(capsys, ["ship", str(log), "--bootstrap", dead, "--once",
+                                                            "--registry", str(tmp_path / "r.json")])
+    assert "no Kafka broker answers" in _one_line_error(capsys, ["ingest", "--bootstrap", dead, "--warehouse", wh,
+                                                                 "--once"])
+
+    # a checkpoint whose Kafka offset is not a number (hand-edited, or a bad disk)
+    topic = new_topic()
+    produce(broker.bootstrap, topic, [(0, b"a")])
+    offsets = tmp_path / "wh" / "checkpoints" / "ingest" / "offsets"
+    offsets.mkdir(parents=True)
+    (offsets / "0").write_text('v1\n{"batchWatermarkMs":0,"batchTimestampMs":0,"conf":{}}\n'
+                               f'{{"{topic}":{{"0":"abc"}}}}\n')
+    line = _one_line_error(capsys, ["ingest", "--bootstrap", broker.bootstrap, "--subscribe", topic,
+                                    "--warehouse", wh, "--once"])
+    assert "offsets/0" in line and "not a whole number" in line and "--query-name" in line
+
+    # a damaged Delta log
+    spark.range(3).selectExpr("'s1' AS session_id", "'hdfs' AS system").write.format("delta").save(
+        str(tmp_path / "wh" / "tables" / "sessions"))
+    commit = sorted(glob.glob(str(tmp_path / "wh" / "tables" / "sessions" / "_delta_log" / "*.json")))[-1]
+    with open(commit, "w") as f:
+        f.write("{garbage")
+    line = _one_line_error(capsys, ["sessions", "show", "--warehouse", wh])
+    assert "00000000000000000000.json is damaged" in line and "restore it" in line

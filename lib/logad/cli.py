@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -104,6 +105,19 @@ def cmd_produce(a: argparse.Namespace) -> int:
     return 0
 
 
+_TRIGGER = re.compile(r"\s*\d+\s+(millisecond|second|minute|hour)s?\s*", re.IGNORECASE)
+
+
+def trigger(value: str) -> str:
+    """A micro-batch interval Spark's ``processingTime`` accepts (``5 seconds``, ``500
+    milliseconds``, ``1 minute``), checked here so a typo is one line, not a JVM stack."""
+    if not _TRIGGER.fullmatch(value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an interval: a whole number and a unit, e.g. '5 seconds', "
+            "'500 milliseconds', '1 minute', '0 seconds' (back to back)")
+    return value.strip()
+
+
 def cmd_ship(a: argparse.Namespace) -> int:
     import socket
     import threading
@@ -155,7 +169,7 @@ def cmd_ingest(a: argparse.Namespace) -> int:
                          fail_on_data_loss=a.fail_on_data_loss == "true",
                          client=parse_options(a.kafka_option))
     warehouse = Warehouse(a.warehouse)
-    query = start_ingest(spark, source, warehouse, parser=parser, trigger=a.trigger,
+    query = start_ingest(spark, source, warehouse, parser=parser, trigger=a.trigger, query_name=a.query_name,
                          template_parser=a.templates)
     run(query, once=a.once)
     for name in (RAW_LOGS, EVENTS, REJECTS, TEMPLATES):
@@ -577,7 +591,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--fail-on-data-loss", choices=["true", "false"], default="true",
                    help="stop when records the checkpoint expects are gone (Spark's failOnDataLoss)")
     i.add_argument("--warehouse", default=".logad/warehouse", help="root of tables and checkpoints")
-    i.add_argument("--trigger", default="5 seconds", help="micro-batch interval")
+    i.add_argument("--query-name", default="ingest",
+                   help="the query's name; its checkpoint is <warehouse>/checkpoints/<name>")
+    i.add_argument("--trigger", type=trigger, default="5 seconds", help="micro-batch interval, e.g. '5 seconds'")
     i.add_argument("--once", action="store_true", help="process what is there, then stop")
     i.add_argument("--format", action="append", default=[], metavar="TOPIC_REGEX=FORMAT",
                    help="pin topics to a header format (hdfs, bgl, thunderbird, spark, hadoop, "
@@ -641,7 +657,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also score the sessions each batch closes, in that batch (scores table + alerts; "
                          "the model options as for `logad score`): no second query between a session and its alert")
     model_args(sr)
-    sr.add_argument("--trigger", default="5 seconds", help="micro-batch interval")
+    sr.add_argument("--trigger", type=trigger, default="5 seconds", help="micro-batch interval, e.g. '5 seconds'")
     sr.add_argument("--query-name", default="sessions",
                     help="names the checkpoint: one per query (e.g. one query per clock domain)")
     sr.add_argument("--once", action="store_true",
@@ -698,7 +714,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc = sub.add_parser("score", help="score closed sessions as they arrive: scores table + alerts topic")
     spark_args(sc)
     model_args(sc)
-    sc.add_argument("--trigger", default="5 seconds")
+    sc.add_argument("--trigger", type=trigger, default="5 seconds", help="micro-batch interval, e.g. '5 seconds'")
     sc.add_argument("--query-name", default="score")
     sc.add_argument("--once", action="store_true", help="score what is there now, then stop")
     sc.set_defaults(func=cmd_score)

@@ -20,7 +20,16 @@ def _fs(uri: str):  # type: ignore[no-untyped-def]
     return pafs.FileSystem.from_uri(uri if "://" in uri else "file://" + uri)
 
 
-def validate(checkpoint: str, setting: str = "--checkpoint") -> str | None:
+def _source_offset_ok(value: object) -> bool:
+    """A Kafka source's offsets (``{topic: {partition: offset}}``) must be whole numbers; other
+    sources' offsets (Delta's) are not of that shape and pass."""
+    if not isinstance(value, dict) or not value or not all(isinstance(v, dict) for v in value.values()):
+        return True
+    return all(isinstance(o, int) and not isinstance(o, bool) and p.lstrip("-").isdigit()
+               for parts in value.values() for p, o in parts.items())
+
+
+def validate(checkpoint: str, setting: str = "--query-name") -> str | None:
     """Check the checkpoint at ``checkpoint``; return its query id (None for a new one).
 
     Raises:
@@ -33,13 +42,14 @@ def validate(checkpoint: str, setting: str = "--checkpoint") -> str | None:
     if info.type == pafs.FileType.NotFound:
         return None
     if info.type != pafs.FileType.Directory:
-        raise CheckpointError(f"the checkpoint location {checkpoint} ({setting}) is a file, not a folder")
+        raise CheckpointError(f"the checkpoint location {checkpoint} is a file, not a folder: move it "
+                              f"aside or run the query under a new {setting}")
 
     def broken(path: str, why: str) -> CheckpointError:
         return CheckpointError(
-            f"the checkpoint at {checkpoint} ({setting}) is damaged: {path} {why}. Move the folder "
-            "aside to start over from startingOffsets (records may be read again), or point "
-            f"{setting} at a new folder")
+            f"the checkpoint at {checkpoint} is damaged: {path} {why}. Move the folder aside to "
+            "start over from --starting-offsets (records may be read again), or run the query "
+            f"under a new {setting} (a new checkpoint)")
 
     query_id = None
     meta = fs.get_file_info(f"{root}/metadata")
@@ -59,10 +69,13 @@ def validate(checkpoint: str, setting: str = "--checkpoint") -> str | None:
                 lines = f.read().decode("utf-8", "replace").splitlines()
             if not lines or not re.fullmatch(r"v\d+", lines[0]):
                 raise broken(f"{log_dir}/{entry.base_name}", "has no version header")
-            for line in lines[1:]:
+            for n, line in enumerate(lines[1:]):
                 if line.strip() and line.strip() != "-":
                     try:
-                        json.loads(line)
+                        value = json.loads(line)
                     except ValueError:
                         raise broken(f"{log_dir}/{entry.base_name}", "holds a line that is not JSON") from None
+                    if log_dir == "offsets" and n > 0 and not _source_offset_ok(value):
+                        raise broken(f"{log_dir}/{entry.base_name}",
+                                     f"holds a Kafka offset that is not a whole number: {line.strip()[:120]}")
     return query_id

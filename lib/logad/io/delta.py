@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -286,8 +287,8 @@ def read_table(spark: SparkSession, table_uri: str, version: int | None = None) 
         if _missing(e):
             raise DeltaError(f"no Delta table at {table_uri}"
                              + (f" (version {version})" if version is not None else "")) from e
-        raise DeltaError(f"cannot read version {version} of the Delta table at {table_uri}: "
-                         f"{str(e).splitlines()[0]}") from e
+        raise DeltaError(f"cannot read {'version ' + str(version) + ' of ' if version is not None else ''}"
+                         f"the Delta table at {table_uri}: {why(e)}") from e
 
 
 def read_stream(spark: SparkSession, table_uri: str, starting_version: int = 0) -> DataFrame:
@@ -382,7 +383,26 @@ def read_small(spark: SparkSession, table_uri: str) -> pa.Table | None:
     except Exception as e:
         if _missing(e):
             return None
-        raise DeltaError(f"cannot read the Delta table at {table_uri}: {e}") from e
+        raise DeltaError(f"cannot read the Delta table at {table_uri}: {why(e)}") from e
+
+
+_CAUSE = re.compile(r"^Caused by: (?:[\w.$]+(?:Exception|Error): )?(.+)$", re.MULTILINE)
+_DAMAGED_LOG = re.compile(r"(file:\S*_delta_log/\d+\.(?:json|checkpoint\.parquet))")
+
+
+def why(e: BaseException) -> str:
+    """One line for a JVM failure while reading or writing a table: the deepest cause, and for a
+    damaged commit in ``_delta_log`` the file and what to do (a Spark error is a page of stack)."""
+    text = str(e)
+    causes = _CAUSE.findall(text)
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith(":")), "")
+    cause = (causes[-1] if causes else first).strip()
+    damaged = _DAMAGED_LOG.search(text)
+    if damaged and ("Checksum" in text or "FAILED_READ_FILE" in text or "JsonParseException" in text
+                    or "MALFORMED" in text):
+        return (f"the table's log file {damaged.group(1)} is damaged ({cause[:160]}); restore it "
+                "from a backup, or move the table aside to rebuild it from its source")
+    return cause[:300]
 
 
 def _frame(spark: SparkSession, data: pa.Table) -> DataFrame:
