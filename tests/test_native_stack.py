@@ -276,3 +276,33 @@ def test_scram_over_tls_ship_and_ingest_with_credentials_and_refuse_a_wrong_pass
         assert "Traceback" not in out.stderr and "logad: error:" in out.stderr.strip().splitlines()[-1]
     finally:
         broker_io.stop(cfg)
+
+
+def test_records_deleted_under_the_checkpoint_stop_the_query_with_the_data_loss_error(spark, broker, tmp_path):
+    """Retention (here ``deleteRecords``) removed records the checkpoint had not read yet: Spark's
+    Kafka source notices (failOnDataLoss, the default) and the user gets the one-line error;
+    with --fail-on-data-loss false the query goes on from the earliest record left."""
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    from logad.ingest import EVENTS, run, start_ingest
+    from logad.io.delta import read_table
+
+    topic = new_topic("logs")
+    produce(broker.bootstrap, topic, [(0, ln.encode()) for ln in _hdfs_lines(200, "kept")])
+    warehouse = Warehouse(str(tmp_path / "wh"))
+    source = KafkaSource(broker.bootstrap, subscribe=topic, starting_offsets="earliest")
+    run(start_ingest(spark, source, warehouse, trigger="1 second"), once=True)
+    produce(broker.bootstrap, topic, [(0, ln.encode()) for ln in _hdfs_lines(100, "later")])
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    done = admin.delete_records([TopicPartition(topic, 0, 250)])  # 200..249 never read: lost
+    for f in done.values():
+        f.result(30)
+    with pytest.raises(KafkaSourceError, match="failOnDataLoss=false"):
+        run(start_ingest(spark, source, warehouse, trigger="1 second"), once=True)
+    assert read_table(spark, warehouse.table(EVENTS)).count() == 200  # nothing skipped silently
+
+    lenient = KafkaSource(broker.bootstrap, subscribe=topic, starting_offsets="earliest",
+                          fail_on_data_loss=False)
+    run(start_ingest(spark, lenient, warehouse, trigger="1 second"), once=True)
+    assert read_table(spark, warehouse.table(EVENTS)).count() == 250  # 250..299 after the gap
