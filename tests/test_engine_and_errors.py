@@ -112,3 +112,19 @@ def test_every_wrong_turn_of_an_operator_is_one_line(spark, broker, tmp_path, ca
         f.write("{garbage")
     line = _one_line_error(capsys, ["sessions", "show", "--warehouse", wh])
     assert "00000000000000000000.json is damaged" in line and "restore it" in line
+
+
+def test_an_unexpected_failure_is_one_line_and_its_traceback_is_behind_verbose(monkeypatch, capsys, tmp_path):
+    from logad import cli
+
+    def broken(_args):
+        raise RuntimeError("the disk caught fire\n\tat somewhere deep")
+
+    monkeypatch.setattr(cli, "cmd_ship", broken)
+    argv = ["ship", str(tmp_path / "a.log"), "--bootstrap", "127.0.0.1:1"]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == ("logad: unexpected error: RuntimeError: the disk caught fire (run with -v for "
+                           "the traceback, and please report it)")
+    with pytest.raises(RuntimeError, match="caught fire"):
+        cli.main(["-v", *argv])

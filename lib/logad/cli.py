@@ -788,7 +788,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:
         clear = explain(e)
         if clear is None:
-            raise
+            if args.verbose:
+                raise
+            first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
+            print(f"logad: unexpected error: {type(e).__name__}: {first[:300]} (run with -v for the "
+                  "traceback, and please report it)", file=sys.stderr)
+            return 1
         print(f"logad: error: {clear}", file=sys.stderr)
         return 2
 
