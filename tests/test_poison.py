@@ -122,6 +122,7 @@ def test_fuzzed_records_each_land_once_and_a_replayed_batch_changes_nothing(spar
     from logad.sessions.spark import SESSIONS, start_sessions
 
     topic = new_topic("fuzz")
+    values = [*values, STACK.encode()]  # and one stack trace, to follow to its template
     produce(broker.bootstrap, topic, [(0, v) for v in values])
     root = tmp_path / new_topic("wh")
     wh = Warehouse(str(root))
@@ -137,6 +138,11 @@ def test_fuzzed_records_each_land_once_and_a_replayed_batch_changes_nothing(spar
     every = list(range(len(values)))
     assert got[RAW_LOGS] == every
     assert sorted(got[EVENTS] + got[REJECTS]) == every  # each record in exactly one of the two
+
+    # the stack trace: one event, the whole trace as content, templated like any line
+    trace = read_table(spark, wh.table(EVENTS)).where(f"offset = {len(values) - 1}").collect()
+    assert len(trace) == 1 and trace[0].content == STACK.split(": ", 1)[1] and trace[0].template_id
+    assert (trace[0].system, trace[0].level) == ("hdfs", "ERROR")
 
     # replay the last batch, as after a crash between the table commits and the checkpoint's
     checkpoint = Path(wh.checkpoint("ingest"))
