@@ -81,6 +81,18 @@ def test_a_kafka_timestamp_beyond_year_9999_is_dropped_not_fatal(spark):
     assert rows[1].reject_reason == "bad_timestamp"  # its only time was the Kafka one
 
 
+def test_a_key_that_is_not_utf8_still_names_host_and_file(spark):
+    from pyspark.sql import functions as F
+
+    from logad.parse.headers import parse_records
+
+    records = (spark.createDataFrame([("t.h1", 0, 0, b"dn\xff|/var/log/\xfe.log", HDFS.encode())],
+                                     "topic string, partition int, offset long, key binary, value binary")
+               .withColumn("timestamp", F.current_timestamp()))
+    row = parse_records(records).select("host", "source", "reject_reason").collect()[0]
+    assert (row.host, row.source, row.reject_reason) == ("dn\ufffd", "/var/log/\ufffd.log", None)
+
+
 # ---- fuzz through the real pipeline -------------------------------------------------------
 
 _json = st.recursive(st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70)
@@ -108,22 +120,35 @@ _value = st.one_of(
 )
 
 
+_key = st.one_of(st.none(), st.binary(max_size=40),
+                 st.builds(lambda h, p: (h + "|" + p).encode("utf-8", "surrogatepass"), st.text(max_size=10),
+                           st.text(max_size=30)),
+                 st.builds(lambda h, p: h + b"|/var/log/" + p, st.binary(max_size=8), st.binary(max_size=20)))
+
+
 # Each example is a real stream run (~30 s): no shrinking (the failing records are printed whole).
 @settings(max_examples=2, deadline=None, derandomize=True, phases=(Phase.explicit, Phase.generate),
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.data_too_large])
-@given(values=st.lists(_value, min_size=150, max_size=300))
-def test_fuzzed_records_each_land_once_and_a_replayed_batch_changes_nothing(spark, broker, tmp_path, values):
-    from conftest import produce
+@given(values=st.lists(_value, min_size=150, max_size=300), keys=st.lists(_key, min_size=1, max_size=50))
+def test_fuzzed_records_each_land_once_and_a_replayed_batch_changes_nothing(spark, broker, tmp_path, values, keys):
+    from confluent_kafka import Producer
+
     from logad.config import KafkaSource, Warehouse
     from logad.ingest import EVENTS, RAW_LOGS, REJECTS, run, start_ingest
+    from logad.io.broker import create_topics
     from logad.io.delta import read_table
     from logad.sessions.rules import rules_for
     from logad.sessions.spark import SESSIONS, start_sessions
 
     topic = new_topic("fuzz")
     values = [*values, STACK.encode()]  # and one stack trace, to follow to its template
-    produce(broker.bootstrap, topic, [(0, v) for v in values])
+    create_topics(broker.bootstrap, {topic: 1})
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": True})
+    for i, value in enumerate(values):  # keys as any producer may send them
+        producer.produce(topic, value=value, key=keys[i % len(keys)])
+        producer.poll(0)
+    assert producer.flush(30) == 0
     root = tmp_path / new_topic("wh")
     wh = Warehouse(str(root))
     source = KafkaSource(broker.bootstrap, subscribe=topic, starting_offsets="earliest",

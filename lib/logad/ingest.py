@@ -33,7 +33,7 @@ def raw_logs_from_parsed(parsed: DataFrame) -> DataFrame:
     from pyspark.sql import functions as F
 
     return parsed.select("topic", "partition", "offset", "kafka_ts",
-                         F.col("key").cast("string").alias("key"), "host", "source", "line",
+                         F.make_valid_utf8(F.col("key").cast("string")).alias("key"), "host", "source", "line",
                          F.current_timestamp().alias("ingested_at"))
 
 

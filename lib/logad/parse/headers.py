@@ -201,7 +201,9 @@ def parse_records(records: DataFrame, parser: Parser | None = None) -> DataFrame
     def fb(path: str) -> Column:
         return F.when(F.col("_fb"), F.get_json_object(F.col("_decoded"), path))
 
-    key = F.col("key").cast("string")
+    # the key names host and file (``host|path``): a path may hold any bytes, a string column
+    # must be UTF-8 (Arrow, pandas and Python refuse anything else)
+    key = F.make_valid_utf8(F.col("key").cast("string"))
     df = (records
           .withColumn("_decoded", decoded)
           .withColumn("_bad_utf8", F.coalesce(bad_utf8, F.lit(False)))
@@ -277,6 +279,7 @@ def rejects(parsed: DataFrame, stage: str = "ingest") -> DataFrame:
     from pyspark.sql import functions as F
 
     return (parsed.where("reject_reason IS NOT NULL")
-            .select("topic", "partition", "offset", "kafka_ts", F.col("key").cast("string").alias("key"),
+            .select("topic", "partition", "offset", "kafka_ts",
+                    F.make_valid_utf8(F.col("key").cast("string")).alias("key"),
                     "value", F.col("reject_reason").alias("reason"), F.lit(stage).alias("stage"),
                     F.col("reject_detail").alias("detail")))

@@ -279,7 +279,10 @@ class Shipper:
                         "%d bytes", f.state.path, end, self.cfg.max_record_bytes, len(record))
         key = self._key_cache.get(f.state.path)
         if key is None:
-            key = self._key_cache[f.state.path] = f"{self.cfg.host}|{f.state.path}".encode()
+            # a file name may hold bytes that are not UTF-8: sent as they are (ingest makes the
+            # key valid UTF-8), not a UnicodeEncodeError
+            key = self._key_cache[f.state.path] = f"{self.cfg.host}|{f.state.path}".encode(
+                "utf-8", "surrogateescape")
 
         def delivered(err: Any, _msg: Any, f: _Open = f, end: int = end) -> None:
             f.in_flight -= 1
