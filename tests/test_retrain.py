@@ -62,7 +62,7 @@ def test_first_retrain_promotes_and_records_the_run(spark, warehouse, capsys):
     assert str(mv.version) == "1" and mv.tags["logad.version"] == "1"
     run = client.get_run(mv.run_id)
     assert run.data.tags["logad.decision"] == "promoted"
-    assert run.data.tags["logad.data_version"].endswith("tables/sessions@v1")
+    assert run.data.tags["logad.data_version"].endswith("tables/sessions@v0")  # Delta's first version
     assert run.data.metrics["candidate_f1"] == pytest.approx(report["candidate_metrics"]["f1"])
     assert run.data.params["epochs"] == "20" and "val_f1" in run.data.metrics  # the training curve
     names = {a.path for a in client.list_artifacts(mv.run_id, "model")}
@@ -78,7 +78,7 @@ def test_a_worse_candidate_is_rejected_on_sessions_the_current_model_never_saw(s
     models = Path(wh.root) / "models"
     if registry.promoted(models, "att_gru") != 1:
         pytest.skip("needs the first retrain")
-    write_table(sessions, wh.table("sessions"))  # today: all 600 blocks (v2)
+    write_table(sessions, wh.table("sessions"))  # today: all 600 blocks (v1)
     # one epoch at a learning rate that cannot move the weights, another split seed
     assert _retrain(wh, "--epochs", "1", "--lr", "1e-7", "--seed", "1") == 0
     out = capsys.readouterr().out
@@ -93,9 +93,9 @@ def test_a_worse_candidate_is_rejected_on_sessions_the_current_model_never_saw(s
     held = {r[0] for r in held_out(spark, cand, cur).select("session_id").collect()}
     from logad.models.inputs import split
 
-    seen = {r[0] for r in split(read_table(spark, wh.table("sessions"), 1), "session", 0)
+    seen = {r[0] for r in split(read_table(spark, wh.table("sessions"), 0), "session", 0)
             .where("part != 'test'").select("session_id").collect()}
-    test = {r[0] for r in split(read_table(spark, wh.table("sessions"), 2), "session", 1)
+    test = {r[0] for r in split(read_table(spark, wh.table("sessions"), 1), "session", 1)
             .where("part = 'test'").select("session_id").collect()}
     assert len(held) == report["held_out"]["sessions"] and held == test - seen and held < test
     client = _client(wh)
