@@ -192,7 +192,17 @@ def test_hypothesis_strategies_make_what_the_fuzz_test_claims():
     """The generator is part of the test: it must reach the cases it is meant to."""
     from hypothesis import find
 
-    find(_value, lambda v: v.startswith(b"{") and b'"offset": "' in v)
-    find(_value, lambda v: len(v) > 65_536)
-    find(_value, lambda v: v.startswith(b"9") and b"-14:00" in v)
+    enough = settings(derandomize=True, max_examples=20_000, database=None)  # a search, not a gamble
+    find(_value, lambda v: v.startswith(b"{") and b'"offset": "' in v, settings=enough)
+    find(_value, lambda v: len(v) > 65_536, settings=enough)
+    find(_value, lambda v: b"-14:00 ERROR" in v, settings=enough)
+    find(_key, lambda k: k is not None and b"|" in k and not _utf8(k), settings=enough)
+
+
+def _utf8(b: bytes) -> bool:
+    try:
+        b.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
