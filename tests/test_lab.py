@@ -85,7 +85,16 @@ def test_labels_agree_with_what_spark_reports_and_the_logs_show(corpus):
     task_ends = {e["Task Info"]["Task ID"] for e in events if e["Event"] == "SparkListenerTaskEnd"}
     assert {int(r["tid"]) for r in rows if r["status"] != "Unknown"} == task_ends
     faults = Counter(r["fault"] for r in rows)
-    assert any(r["detail"] == "lab: injected kill" for r in rows)
+    # the driver killed every attempt whose gate asked for it. Which reason Spark then reports is a
+    # race: a speculative copy that succeeds while the killed Python worker is still dying
+    # overwrites it with "another attempt succeeded" (seen for both kills of one run: the driver
+    # log said "killed TID 22: True" 3 s before), and an executor lost first makes it
+    # ExecutorLostFailure; the per-row checks below accept exactly those.
+    driver = "".join(gzip.decompress(p.read_bytes()).decode(errors="replace")
+                     for p in (corpus / "logs" / "driver").glob("*.log.gz"))
+    killed = {int(t) for t in re.findall(r"killed TID (\d+): True", driver)}
+    asked = {int(r["tid"]) for r in rows if r["fault"] == "kill"}
+    assert asked and asked <= killed, (asked, killed)
     for kind in ("exception", "kill", "fetch_failure"):
         assert faults[kind] >= 1, faults
     # every injected exception that ran on a live executor failed the attempt with it
