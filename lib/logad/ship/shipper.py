@@ -129,6 +129,12 @@ class _Open:
     in_flight: int = 0  # records sent, not yet confirmed
     failed: bool = False  # a delivery failed: the offset stays until a restart resends
 
+    def passed(self, end: int) -> None:
+        """A record ending at ``end`` was handed on without a send (filtered, refused)."""
+        self.done_to = end
+        if self.in_flight == 0:  # nothing before it awaits an acknowledgement
+            self.acked_to = end
+
     def confirmed_offset(self) -> int:
         """Where a restart must resume: everything before it was delivered or filtered."""
         if self.failed:
@@ -184,12 +190,11 @@ class Shipper:
             log.info("shipping %s from byte %d", path, state.offset)
         return state.key
 
-    def _locate_rotated(self, live: set[str]) -> set[str]:
+    def _locate_rotated(self, live: set[str]) -> None:
         """Files of the registry that were not shipped to their end and no longer match the
         paths (renamed by a rotation while the shipper was stopped): found again by identity
         (device, inode and fingerprint, as Filebeat does) in their directory and read to their
         end; if gone, a warning says from which byte lines may be missing."""
-        found = set()
         for key, state in list(self.registry.files.items()):
             if key in live or key in self._open:
                 continue
@@ -204,8 +209,7 @@ class Shipper:
                 log.warning("%s was rotated to %s while the shipper was stopped: shipping its rest from "
                             "byte %d", state.path, path, state.offset)
                 state.path = path
-                found.add(self._attach(path))
-        return found
+                self._attach(path)
 
     # -- records -------------------------------------------------------------------------------
     def _continues(self, line: bytes) -> bool:
@@ -268,9 +272,7 @@ class Shipper:
         if (self._include and not any(p.search(record) for p in self._include)) or any(
                 p.search(record) for p in self._exclude):
             self.stats.filtered += 1
-            f.done_to = end
-            if f.in_flight == 0:
-                f.acked_to = end
+            f.passed(end)
             return
         if len(record) > self.cfg.max_record_bytes:
             record = truncate_utf8(record, self.cfg.max_record_bytes)
@@ -302,9 +304,7 @@ class Shipper:
             if not _refused_for_good(e):
                 raise
             self._refuse(f, end, e)
-            f.done_to = end
-            if f.in_flight == 0:
-                f.acked_to = end
+            f.passed(end)
             return
         f.in_flight += 1
         f.done_to = end
