@@ -1,6 +1,8 @@
 # logad — the two commands the README opens with, and their bootstrap.
 #   make demo   run the pipeline end to end on the embedded default (local broker, Spark, Delta)
-#   make test   run the test suite (ruff, mypy, pytest)
+#   make test   run the test suite (ruff, mypy, the docs build, pytest: every tier)
+#   make test-fast  ruff, mypy and the first two tiers (tests/unit, tests/spark): a few minutes
+#   make docs   build the docs site into site/ (mkdocs, warnings are errors)
 # Both create .venv on first use. torch goes in first, from the CPU wheel on local disk when there
 # is one (an unpinned torch resolves to a multi-GB CUDA build); petastorm goes in last with
 # --no-deps, and so does drain3 (see pyproject.toml for why).
@@ -15,7 +17,7 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
 
-.PHONY: demo test lint bench clean venv
+.PHONY: demo test test-fast docs lint bench clean venv
 
 venv: $(STAMP)
 
@@ -34,7 +36,17 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check lib jobs tests bench notebooks
 	$(BIN)/mypy
+	$(BIN)/mkdocs build --strict --quiet
 	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/ruff check lib jobs tests bench notebooks
+	$(BIN)/mypy
+	$(BIN)/python -m pytest tests/unit tests/spark
+
+docs: $(STAMP)
+	$(BIN)/python -m logad.cli.reference > docs/cli.md
+	$(BIN)/mkdocs build --strict
 
 lint: $(STAMP)
 	$(BIN)/ruff check lib jobs tests bench notebooks
@@ -44,4 +56,4 @@ bench: $(STAMP)
 	cd bench && ../$(BIN)/python kafka_to_delta.py && ../$(BIN)/python ingest.py
 
 clean:
-	rm -rf .logad spark-warehouse .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .logad spark-warehouse site .pytest_cache .mypy_cache .ruff_cache

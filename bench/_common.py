@@ -53,7 +53,7 @@ def run_query_once(app: str, start, source, warehouse):  # type: ignore[no-untyp
     Returns (seconds including query start, rows/s in batches, rows/s in warm batches, batches).
     """
     from logad.ingest import run
-    from logad.session import get_spark
+    from logad.spark_session import get_spark
 
     spark = get_spark(app, master="local[2]")
     spark.sparkContext.setLogLevel("ERROR")

@@ -37,9 +37,9 @@ def model_into(models: Path) -> None:
 
     from logad.models.data import block_sessions, read_labels
     from logad.models.evaluate import _windows
+    from logad.models.fit import Example, TrainConfig, fit, save_artifact
     from logad.models.registry import promote
     from logad.models.sequence import ModelConfig
-    from logad.models.train import Example, TrainConfig, fit, save_artifact
     from logad.models.vectors import train_vectors
 
     raw = ROOT / "data" / "samples"
@@ -81,11 +81,11 @@ def main() -> None:
     from logad.io import broker as broker_io
     from logad.io.broker import create_topics
     from logad.io.delta import stop_between_batches
+    from logad.live_scoring import ScoreStage, start_scoring
     from logad.produce import producer_conf, send
-    from logad.scoring import ScoreStage, start_scoring
-    from logad.session import get_spark
     from logad.sessions.rules import rules_for
     from logad.sessions.spark import start_sessions
+    from logad.spark_session import get_spark
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     if a.verbose:

@@ -5,7 +5,7 @@ speed of scoring does not depend on how good it is), saved as an artifact, and -
 of 10 events (the sessions' own windows, repeated) are scored:
 
 - ceiling: the model called directly in this process, batches of 4096, torch on both cores;
-- UDF: :func:`logad.models.scoring.score_inputs` over a cached DataFrame of the same windows,
+- UDF: :func:`logad.models.inference.score_inputs` over a cached DataFrame of the same windows,
   Spark ``local[2]``, written to the ``noop`` sink; the first run (Python workers start, the
   model loads) is reported apart from the warm runs.
 
@@ -39,8 +39,8 @@ def main() -> None:
 
     from logad.models.data import block_sessions, read_labels
     from logad.models.evaluate import _windows
+    from logad.models.fit import Example, TrainConfig, encode, fit, save_artifact
     from logad.models.sequence import ModelConfig
-    from logad.models.train import Example, TrainConfig, encode, fit, save_artifact
     from logad.models.vectors import train_vectors
 
     logging.basicConfig(level=logging.WARNING)
@@ -67,8 +67,8 @@ def main() -> None:
             model(x[s:s + 4096], lengths[s:s + 4096])
     ceiling = a.windows / (time.perf_counter() - started)
 
-    from logad.models.scoring import score_inputs
-    from logad.session import get_spark
+    from logad.models.inference import score_inputs
+    from logad.spark_session import get_spark
 
     spark = get_spark("bench-score", master="local[2]")
     spark.sparkContext.setLogLevel("ERROR")

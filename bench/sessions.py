@@ -57,10 +57,10 @@ def main() -> None:
 
     from logad.config import Warehouse
     from logad.io.delta import append_table, read_table
-    from logad.session import get_spark
     from logad.sessions.rules import rules_for
     from logad.sessions.spark import _events, session_events, sessionize, start_sessions
     from logad.sessions.split import Sessionizer
+    from logad.spark_session import get_spark
 
     spark = get_spark("bench-sessions", master="local[2]")
     spark.sparkContext.setLogLevel("ERROR")

@@ -222,7 +222,7 @@ def main() -> None:
                    stderr=(logdir / "ingest-final.log").open("wb"))
 
     from logad.io.delta import read_table
-    from logad.session import get_spark
+    from logad.spark_session import get_spark
 
     spark = get_spark("soak-count", master="local[2]")
     spark.sparkContext.setLogLevel("ERROR")

@@ -54,7 +54,7 @@ def spark_match(lines: list[str], repeats: int = 3) -> float:
     from pyspark.sql import functions as F
 
     from logad.config import Warehouse
-    from logad.session import get_spark
+    from logad.spark_session import get_spark
     from logad.templates.stream import MASKED, TemplateStage
 
     spark = get_spark("bench-templates", master="local[1]")

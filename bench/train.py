@@ -66,8 +66,8 @@ def main() -> None:
     import torch
 
     from logad.models.evaluate import _windows
+    from logad.models.fit import Example, TrainConfig, fit, metrics, predict
     from logad.models.sequence import ModelConfig
-    from logad.models.train import Example, TrainConfig, fit, metrics, predict
     from logad.models.vectors import train_vectors
 
     logging.basicConfig(level=logging.WARNING)
@@ -92,7 +92,7 @@ def main() -> None:
     test_m = metrics([e.label for e in test], predict(result.model, test), result.threshold)
 
     from logad.models.distributed import train_with_distributor
-    from logad.session import get_spark
+    from logad.spark_session import get_spark
 
     spark = get_spark("bench-train", master="local[2]")
     spark.sparkContext.setLogLevel("ERROR")

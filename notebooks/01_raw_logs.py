@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 
 from logad.config import Warehouse
 from logad.io.delta import read_table, table_summary
-from logad.session import get_spark
+from logad.spark_session import get_spark
 
 spark = get_spark("logad-notebook-raw-logs")
 table = Warehouse(warehouse).table("raw_logs")

@@ -10,7 +10,10 @@
 
 # COMMAND ----------
 
+from logad.entry import configure_logging
 from logad.notebook import show, widget
+
+configure_logging()  # run as a script: logad's progress, and where each plot was saved
 
 warehouse = widget("warehouse", ".logad/demo/warehouse", "Warehouse root")
 system = widget("system", "spark", "System")
@@ -22,7 +25,7 @@ from pyspark.sql import functions as F
 
 from logad.config import Warehouse
 from logad.io.delta import read_table, table_summary
-from logad.session import get_spark
+from logad.spark_session import get_spark
 
 spark = get_spark("logad-notebook-sessions")
 wh = Warehouse(warehouse)

@@ -10,7 +10,10 @@
 
 # COMMAND ----------
 
+from logad.entry import configure_logging
 from logad.notebook import show, widget
+
+configure_logging()  # run as a script: logad's progress, and where each plot was saved
 
 warehouse = widget("warehouse", ".logad/demo/warehouse", "Warehouse root")
 system = widget("system", "hdfs", "System")
@@ -25,8 +28,8 @@ promote_it = widget("promote", "no", "Promote the new version (yes/no)") == "yes
 from pathlib import Path
 
 from logad.config import Warehouse
-from logad.models.job import TrainJob, run_train
-from logad.session import get_spark
+from logad.models.train_job import TrainJob, run_train
+from logad.spark_session import get_spark
 
 spark = get_spark("logad-notebook-train")
 wh = Warehouse(warehouse)
@@ -75,8 +78,8 @@ show(report.confusion(scored["label"], scored["score"], threshold), f"{model_kin
 
 # COMMAND ----------
 
-from logad.models.train import load_artifact
-from logad.scoring import top_events
+from logad.models.fit import load_artifact
+from logad.live_scoring import top_events
 from logad.templates.stream import template_texts
 
 model, meta = load_artifact(summary["artifact"])

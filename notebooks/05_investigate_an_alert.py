@@ -10,7 +10,10 @@
 
 # COMMAND ----------
 
+from logad.entry import configure_logging
 from logad.notebook import show, widget
+
+configure_logging()  # run as a script: logad's progress, and where each plot was saved
 
 warehouse = widget("warehouse", ".logad/demo/warehouse", "Warehouse root")
 session_id = widget("session_id", "", "Session id (empty: the top anomaly)")
@@ -24,13 +27,13 @@ from pyspark.sql import functions as F
 
 from logad.config import Warehouse
 from logad.io.delta import read_table, table_exists
-from logad.session import get_spark
+from logad.spark_session import get_spark
 
 spark = get_spark("logad-notebook-alert")
 wh = Warehouse(warehouse)
 if not table_exists(wh.table("scores")):
     from logad.ingest import run
-    from logad.scoring import ScoreStage, start_scoring
+    from logad.live_scoring import ScoreStage, start_scoring
 
     stage = ScoreStage(spark, wh, model_kind, which if which in ("promoted", "latest") else int(which),
                        bootstrap=None, alerts_topic=None)
@@ -56,7 +59,7 @@ scores.where(F.col("session_id") == session_id).select("session_id", "system", "
 
 # COMMAND ----------
 
-from logad.scoring import explain
+from logad.live_scoring import explain
 
 score, lines = explain(spark, wh, session_id, top_k=top_k)
 print(f"{session_id}: score {score['score']:.4f} (threshold {score['threshold']:.4f}), "

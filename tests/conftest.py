@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+import gzip
+import io
 import os
 import socket
 import uuid
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -37,13 +41,54 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator[object]:
-    from logad.session import get_spark
+    from logad.spark_session import get_spark
 
     session = get_spark("logad-tests", master="local[2]",
                         conf={"spark.sql.shuffle.partitions": "2"})
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+def excerpt() -> dict[str, list[tuple[str, str]]]:
+    text = gzip.decompress((SAMPLES / "loghub2k_templates_excerpt.csv.gz").read_bytes()).decode()
+    out: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for row in csv.DictReader(io.StringIO(text)):
+        out[row["system"]].append((row["content"], row["template"]))
+    return out
+
+
+def events_of(spark, lines: list[str], host: str, source: str, topic: str = "logs.x"):
+    """``events`` rows for ``lines`` as one host's file: Kafka-like records through parse_records."""
+    from pyspark.sql import functions as F
+
+    from logad.parse.headers import events, parse_records
+
+    rows = [(topic, 0, i, f"{host}|{source}".encode(), line.encode()) for i, line in enumerate(lines)]
+    records = (spark.createDataFrame(rows, "topic string, partition int, offset long, key binary, value binary")
+               .withColumn("timestamp", F.timestamp_seconds(F.lit(1_700_000_000))))
+    parsed = parse_records(records).persist()
+    return events(parsed).withColumn("template_id", F.substring(F.sha2("content", 256), 1, 8))
+
+
+def toy(n: int, seed: int = 0) -> list:  # type: ignore[type-arg]
+    """Toy examples: label 1 iff template 7 appears in the sequence."""
+    import torch
+
+    from logad.models.fit import Example
+
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(n):
+        seq = torch.randint(2, 7, (int(torch.randint(3, 15, (1,), generator=g)),), generator=g).tolist()
+        y = i % 2
+        if y:
+            seq[int(torch.randint(0, len(seq), (1,), generator=g))] = 7
+        out.append(Example(seq, y))
+    return out
+
+
+SMALL = dict(vocab_size=8, embed_dim=8, hidden=16, fc=16, dropout=0.0, freeze_embeddings=False)
 
 
 def new_topic(prefix: str = "t") -> str:
@@ -64,3 +109,14 @@ def produce(bootstrap: str, topic: str, records: Sequence[tuple[int, bytes]],
     for part, value in records:
         send(producer, topic, value, key=value, partition=part)
     assert producer.flush(30) == 0
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep the tiers honest: tests/unit needs neither Spark nor the broker, tests/spark no broker."""
+    forbidden = {"unit": {"spark", "broker"}, "spark": {"broker"}}
+    for item in items:
+        tier = Path(str(item.fspath)).parent.name
+        wrong = forbidden.get(tier, set()) & set(getattr(item, "fixturenames", ()))
+        if wrong:
+            raise pytest.UsageError(f"{item.nodeid} is in tests/{tier} but uses {sorted(wrong)}: move it "
+                                    "to the tier that provides it (tests/spark, tests/e2e)")

@@ -23,6 +23,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +55,10 @@ def samples_dir() -> Path:
     return path
 
 
-def run_demo(workdir: str = ".logad/demo", port: int = 19092) -> dict[str, int]:
-    """Run the demo in ``workdir`` (wiped first); return rows per table."""
+def run_demo(workdir: str = ".logad/demo", port: int = 19092,
+             say: Callable[[str], None] = log.info) -> dict[str, int]:
+    """Run the demo in ``workdir`` (wiped first); return rows per table. ``say`` gets the report
+    as it goes (``logad demo`` passes ``print``)."""
     import gzip
 
     from pyspark.sql import functions as F
@@ -63,8 +66,8 @@ def run_demo(workdir: str = ".logad/demo", port: int = 19092) -> dict[str, int]:
     from logad.ingest import EVENTS, RAW_LOGS, REJECTS, run, start_ingest
     from logad.io import broker
     from logad.io.delta import read_table, table_summary
-    from logad.session import get_spark
     from logad.ship import ShipConfig, Shipper
+    from logad.spark_session import get_spark
     from logad.templates.stream import TEMPLATES
 
     started = time.monotonic()
@@ -108,21 +111,21 @@ def run_demo(workdir: str = ".logad/demo", port: int = 19092) -> dict[str, int]:
         raw_n, ev_n, rej_n = per_topic(raw), per_topic(ev), per_topic(rej)
         systems = {r["topic"]: r["s"] for r in ev.groupBy("topic").agg(
             F.concat_ws(",", F.sort_array(F.collect_set("system"))).alias("s")).collect()}
-        print()
-        print(f"Spark's Kafka source and delta-spark; tables under {warehouse.root}/tables")
-        print(f"  {'topic':<12} {'shipped':>8} {'raw_logs':>9} {'events':>8} {'rejects':>8}  systems")
+        say("")
+        say(f"Spark's Kafka source and delta-spark; tables under {warehouse.root}/tables")
+        say(f"  {'topic':<12} {'shipped':>8} {'raw_logs':>9} {'events':>8} {'rejects':>8}  systems")
         for topic, n in shipped.items():
-            print(f"  {topic:<12} {n:>8} {raw_n.get(topic, 0):>9} {ev_n.get(topic, 0):>8} "
+            say(f"  {topic:<12} {n:>8} {raw_n.get(topic, 0):>9} {ev_n.get(topic, 0):>8} "
                   f"{rej_n.get(topic, 0):>8}  {systems.get(topic, '')}")
         for name in (RAW_LOGS, EVENTS, REJECTS):
             summary = table_summary(warehouse.table(name))
-            print(f"  {name:<9} {summary['rows']:>6} rows, Delta version {summary['version']}")
+            say(f"  {name:<9} {summary['rows']:>6} rows, Delta version {summary['version']}")
         ev.where("system = 'spark'").orderBy("offset").select(
             "host", "ts", "level", "component", "content").show(3, truncate=60)
         rej.groupBy("topic", "reason").count().orderBy("topic").show(truncate=False)
         templates = read_table(spark, warehouse.table(TEMPLATES))
         current = templates.where("merged_into IS NULL")
-        print(f"  {current.count()} templates in use ({templates.count() - current.count()} generalized "
+        say(f"  {current.count()} templates in use ({templates.count() - current.count()} generalized "
               "into others); the most frequent:")
         current.orderBy(F.desc("count")).select("template_id", "count", "text").show(8, truncate=70)
         untemplated = ev.where("template_id IS NULL").count()
@@ -133,11 +136,11 @@ def run_demo(workdir: str = ".logad/demo", port: int = 19092) -> dict[str, int]:
         if not whole or distinct != sum(shipped.values()):
             raise LogadError(f"tables do not hold every shipped line exactly once: shipped "
                              f"{shipped}, raw_logs {raw_n}, events {ev_n}, rejects {rej_n}")
-        print(f"  ingest checked: every shipped line once in raw_logs, once in events or rejects "
+        say(f"  ingest checked: every shipped line once in raw_logs, once in events or rejects "
               f"({time.monotonic() - started:.0f}s so far)")
         counts = {RAW_LOGS: sum(raw_n.values()), EVENTS: sum(ev_n.values()), REJECTS: sum(rej_n.values())}
-        counts.update(_model_stages(spark, warehouse, samples, cfg.bootstrap, work, shipped, raw_n, ev_n, rej_n))
-        print(f"done in {time.monotonic() - started:.0f}s; report: {work / 'report.html'}")
+        counts.update(_model_stages(spark, warehouse, samples, cfg.bootstrap, work, shipped, raw_n, ev_n, rej_n, say))
+        say(f"done in {time.monotonic() - started:.0f}s; report: {work / 'report.html'}")
         return counts
     finally:
         broker.stop(cfg)
@@ -145,17 +148,17 @@ def run_demo(workdir: str = ".logad/demo", port: int = 19092) -> dict[str, int]:
 
 def _model_stages(spark: Any, warehouse: Warehouse, samples: Path, bootstrap: str, work: Path,
                   shipped: dict[str, int], raw_n: dict[str, int], ev_n: dict[str, int],
-                  rej_n: dict[str, int]) -> dict[str, int]:
+                  rej_n: dict[str, int], say: Callable[[str], None]) -> dict[str, int]:
     """Sessions -> training -> streaming scores + alerts -> the HTML report."""
     from pyspark.sql import functions as F
 
     from logad import report
     from logad.ingest import run
     from logad.io.delta import read_table, write_table
-    from logad.models.job import TrainJob, run_train
+    from logad.live_scoring import SCORES, ScoreStage, explain, start_scoring
     from logad.models.registry import promote
     from logad.models.retrain import held_out
-    from logad.scoring import SCORES, ScoreStage, explain, start_scoring
+    from logad.models.train_job import TrainJob, run_train
     from logad.sessions.labels import load_labels
     from logad.sessions.rules import rules_for
     from logad.sessions.spark import SESSIONS, read_labels, sessionize
@@ -172,7 +175,7 @@ def _model_stages(spark: Any, warehouse: Warehouse, samples: Path, bootstrap: st
     by = {(r["system"], r["label_source"]): (r["n"], r["bad"]) for r in sess.groupBy("system", "label_source").agg(
         F.count("*").alias("n"), F.sum("label").alias("bad")).collect()}
     for (system, source), (n, bad) in sorted(by.items()):
-        print(f"  {system:<6} {n:>5} sessions, {bad or 0:>4} anomalous (labels: {source})")
+        say(f"  {system:<6} {n:>5} sessions, {bad or 0:>4} anomalous (labels: {source})")
 
     log.info("[5/7] training ATT-GRU on the labelled HDFS blocks (TorchDistributor, 1 process)")
     job = TrainJob(system="hdfs", unit="session", epochs=10, batch_size=64, patience=5, num_processes=1,
@@ -181,7 +184,7 @@ def _model_stages(spark: Any, warehouse: Warehouse, samples: Path, bootstrap: st
     models = Path(summary["artifact"]).parents[2]
     promote(models, "att_gru", summary["version"], "logad demo")
     m = summary["metrics"]
-    print(f"  att_gru v{summary['version']} on unseen test blocks: P {m['test_precision']:.3f} "
+    say(f"  att_gru v{summary['version']} on unseen test blocks: P {m['test_precision']:.3f} "
           f"R {m['test_recall']:.3f} F1 {m['test_f1']:.3f} AUC {m['test_auc']:.3f} "
           f"(threshold {summary['threshold']:.3f}, chosen on validation blocks); promoted")
 
@@ -197,23 +200,23 @@ def _model_stages(spark: Any, warehouse: Warehouse, samples: Path, bootstrap: st
     alerts = _read_alerts(bootstrap)
     scores = read_table(spark, warehouse.table(SCORES))
     n_scored, n_flagged = scores.count(), scores.where("is_anomaly").count()
-    print(f"  {n_scored} hdfs sessions scored, {n_flagged} anomalies, {len(alerts)} alerts read back from {ALERTS}")
+    say(f"  {n_scored} hdfs sessions scored, {n_flagged} anomalies, {len(alerts)} alerts read back from {ALERTS}")
     vs = scores.join(sess.select("session_id", "label"), "session_id").where("label is not null")
     tp = vs.where("is_anomaly and label = 1").count()
     bad = vs.where("label = 1").count()
-    print(f"  against the labels: {tp} of the {bad} anomalous blocks alerted, {n_flagged - tp} normal ones "
+    say(f"  against the labels: {tp} of the {bad} anomalous blocks alerted, {n_flagged - tp} normal ones "
           "(training blocks included: the test figures above are the honest ones)")
     top = sorted(alerts, key=lambda a: -a["score"])[:3]
     explained = []
     for a in top:
         _, lines = explain(spark, warehouse, a["session_id"], models_dir=str(models), top_k=3)
         explained.append((a, lines))
-        print(f"\n  ALERT {a['key']} score {a['score']:.3f} (threshold {a['threshold']:.3f}), "
+        say(f"\n  ALERT {a['key']} score {a['score']:.3f} (threshold {a['threshold']:.3f}), "
               f"{len(lines)} lines, hosts {','.join(a['hosts'])}")
         for _, line, w in lines[:12]:
-            print(f"    {'>>' if w is not None else '  '} {line[:130]}")
+            say(f"    {'>>' if w is not None else '  '} {line[:130]}")
         if len(lines) > 12:
-            print(f"       ... {len(lines) - 12} more (logad explain {a['session_id']})")
+            say(f"       ... {len(lines) - 12} more (logad explain {a['session_id']})")
 
     log.info("[7/7] writing the HTML report")
     # the test blocks' scores are in the scores table already (same model, same UDF)

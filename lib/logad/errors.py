@@ -39,8 +39,25 @@ class CheckpointError(LogadError):
     """A streaming checkpoint is unreadable or belongs to another query."""
 
 
+class ShipError(LogadError):
+    """The shipper could not deliver records."""
+
+
+class ClusterError(LogadError):
+    """The lab's standalone Spark cluster did not start."""
+
+
+class StopRequested(LogadError):
+    """A micro-batch refused because the query is stopping (nothing written; replayed on restart).
+
+    Raised inside ``foreachBatch``, so it reaches the driver wrapped in Spark's exception;
+    :func:`explain` gives it back its type, and the query runner ends quietly on it.
+    """
+
+
 _CLASSES = {c.__name__: c for c in (LogadError, ConfigError, BrokerError, KafkaSourceError,
-                                    JarsError, DeltaError, CheckpointError)}
+                                    JarsError, DeltaError, CheckpointError, ShipError, ClusterError,
+                                    StopRequested)}
 _WRAPPED = re.compile(r"logad\.errors\.(\w+): (.+?)(?:\n|$)")
 
 

@@ -99,8 +99,8 @@ def run(query: StreamingQuery, once: bool, timeout_s: int | None = None,
     import signal
     import threading
 
-    from logad.errors import explain
-    from logad.io.delta import STOP_MARK, stop_between_batches
+    from logad.errors import StopRequested, explain
+    from logad.io.delta import stop_between_batches
     from logad.io.kafka import explain_failure
 
     finished = threading.Event()
@@ -147,9 +147,9 @@ def run(query: StreamingQuery, once: bool, timeout_s: int | None = None,
     if query.exception() is not None:
         errors.append(query.exception())  # type: ignore[arg-type]
     for error in errors:
-        if STOP_MARK in str(error):
-            continue  # a batch refused after the stop: nothing written, replayed on restart
         clear = explain(error) or explain_failure(error)  # type: ignore[arg-type]
+        if isinstance(clear, StopRequested):
+            continue  # a batch refused after the stop: nothing written, replayed on restart
         if clear is not None:
             raise clear from None
         raise error if isinstance(error, Exception) else RuntimeError(str(error))

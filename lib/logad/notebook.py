@@ -8,10 +8,13 @@ when run as a script.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 def _dbutils() -> Any:
@@ -55,5 +58,5 @@ def show(fig: Any, name: str) -> str | None:
     out = Path(os.environ.get("LOGAD_PLOTS", ".logad/notebooks")) / f"{name}.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(png(fig))
-    print(f"plot: {out}")
+    log.info("plot: %s", out)
     return str(out)

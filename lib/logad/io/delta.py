@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from logad.errors import DeltaError
+from logad.errors import DeltaError, StopRequested
 from logad.io import checkpoint as ckpt
 
 if TYPE_CHECKING:
@@ -31,8 +31,6 @@ if TYPE_CHECKING:
     from pyspark.sql.types import StructType
 
 log = logging.getLogger(__name__)
-
-STOP_MARK = "logad: stop requested"
 
 
 class BatchGate:
@@ -51,7 +49,7 @@ class BatchGate:
     def batch(self, batch_id: int) -> Iterator[None]:
         with self._lock:
             if self._closed:
-                raise RuntimeError(f"{STOP_MARK}: batch {batch_id} not started")
+                raise StopRequested(f"batch {batch_id} not started: the query is stopping")
             yield
             self.last_done = batch_id
 
@@ -297,11 +295,22 @@ def read_stream(spark: SparkSession, table_uri: str, starting_version: int = 0) 
             .load(table_uri))
 
 
+# Spark's and delta-spark's error conditions for "there is no table here"
+_NO_TABLE = frozenset({"PATH_NOT_FOUND", "DELTA_MISSING_DELTA_TABLE", "DELTA_TABLE_NOT_FOUND",
+                       "DELTA_PATH_DOES_NOT_EXIST"})
+
+
 def _missing(e: BaseException) -> bool:
-    """Whether delta-spark's error says there is no table (its error classes)."""
-    text = str(e)
-    return any(c in text for c in ("PATH_NOT_FOUND", "DELTA_MISSING_DELTA_TABLE", "DELTA_TABLE_NOT_FOUND",
-                                   "DELTA_PATH_DOES_NOT_EXIST", "is not a Delta table"))
+    """Whether the error says there is no table: by its error condition, or (time travel on a
+    missing table) by the Java exception's class."""
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
+
+    if isinstance(e, PySparkException):
+        return (e.getCondition() or "") in _NO_TABLE
+    if isinstance(e, Py4JJavaError):
+        return str(e.java_exception.getClass().getName()) == "java.io.FileNotFoundException"
+    return False
 
 
 def table_exists(table_uri: str) -> bool:

@@ -102,10 +102,13 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """The child process's entry point; the parent reads its application id from ``result``."""
+    from logad.entry import configure_logging
+
+    configure_logging()
     cfg = json.loads(Path(sys.argv[1]).read_text())
     out = run(cfg)
-    print(json.dumps({"app_id": out["app_id"]}), flush=True)
+    Path(cfg["result"]).write_text(json.dumps({"app_id": out["app_id"]}))
     return 0
 
 

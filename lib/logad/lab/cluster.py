@@ -31,15 +31,11 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
-from logad.errors import LogadError
+from logad.errors import ClusterError
 
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
-
-
-class ClusterError(LogadError):
-    """The standalone cluster did not start."""
 
 
 def spark_home() -> str:

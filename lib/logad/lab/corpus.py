@@ -41,6 +41,8 @@ from typing import Any
 
 from logad.errors import ConfigError, LogadError
 from logad.lab.faults import DEFAULT_RATES, FaultPlan
+from logad.parse.formats import ABNORMAL_LEVELS, FORMATS, header
+from logad.sessions import tasks
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +52,12 @@ TRUTH_COLUMNS = ("app_id", "app", "workload", "job_id", "stage_id", "stage_attem
 FAILED = ("ExceptionFailure", "ExecutorLostFailure", "FetchFailed", "TaskResultLost",
           "TaskCommitDenied", "UnknownReason", "Unknown")
 SCHEDULING_KILLS = ("another attempt succeeded", "Stage cancelled", "Stage finished", "cancelled")
-_TID_START = re.compile(r"Running task \S+ in stage \S+ \(TID (\d+)\)")
-_TID_END = {"finished": re.compile(r"Finished task \S+ in stage \S+ \(TID (\d+)\)"),
-            "exception": re.compile(r"Exception in task \S+ in stage \S+ \(TID (\d+)\)"),
-            "killed": re.compile(r"Executor killed task \S+ in stage \S+ \(TID (\d+)\)")}
-_TID_ANY = re.compile(r"\bTID (\d+)\b")
-_LEVEL = re.compile(r"^\d{2}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} (WARN|ERROR|FATAL) ")
+# the sessionizer's own markers (logad.sessions.tasks); the TID is group 2 of TASK
+_TID_START = re.compile(tasks.START + tasks.TASK)
+_TID_END = {("finished" if k == "finish" else k): re.compile(words + tasks.TASK)
+            for k, words in tasks.ENDS.items()}
+_TID_ANY = re.compile(tasks.TID)
+_SPARK = FORMATS["spark"]
 
 
 @dataclass
@@ -141,21 +143,22 @@ def _run_app(cfg: LabConfig, plan: FaultPlan, app: int, cluster: Any, out: Path)
     }
     (run / "eventlog").mkdir(exist_ok=True)
     conf = run / f"app-{app}.json"
-    conf.write_text(json.dumps(app_cfg))
+    result = run / f"app-{app}.result.json"
+    result.unlink(missing_ok=True)
+    conf.write_text(json.dumps({**app_cfg, "result": str(result)}))
     driver_log = run / f"driver-{app}.log"
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable,
                SPARK_LOCAL_IP="127.0.0.1")
     with open(driver_log, "wb") as err:
         try:
-            proc = subprocess.run([sys.executable, "-m", "logad.lab.app", str(conf)], stdout=subprocess.PIPE,
+            proc = subprocess.run([sys.executable, "-m", "logad.lab.app", str(conf)], stdout=err,
                                   stderr=err, env=env, timeout=cfg.app_timeout_s, check=False)
         except subprocess.TimeoutExpired as e:
             raise LogadError(f"lab app {app} ran longer than {cfg.app_timeout_s:.0f}s; its driver log: "
                              f"{driver_log}") from e
-    lines = proc.stdout.decode().strip().splitlines()
-    if proc.returncode != 0 or not lines:
+    if proc.returncode != 0 or not result.is_file():
         raise LogadError(f"lab app {app} failed (exit {proc.returncode}); its driver log: {driver_log}")
-    app_id = str(json.loads(lines[-1])["app_id"])
+    app_id = str(json.loads(result.read_text())["app_id"])
     _gzip(driver_log, out / "logs" / "driver" / f"{app_id}.log.gz")
     return app_id
 
@@ -202,12 +205,12 @@ def log_view(path: Path) -> dict[int, str]:
     for line in _read_text(path).splitlines():
         m = _TID_START.search(line)
         if m:
-            seen.setdefault(int(m.group(1)), "none")
+            seen.setdefault(int(m.group(2)), "none")
             continue
         for end, rx in _TID_END.items():
             m = rx.search(line)
             if m:
-                seen[int(m.group(1))] = end
+                seen[int(m.group(2))] = end
                 break
     return seen
 
@@ -313,7 +316,7 @@ def interleaving(path: Path) -> tuple[int, int, float]:
     for line in _read_text(path).splitlines():
         m = _TID_START.search(line)
         if m:
-            tid = int(m.group(1))
+            tid = int(m.group(2))
             if open_:
                 touched.update(open_)
                 touched.add(tid)
@@ -324,7 +327,7 @@ def interleaving(path: Path) -> tuple[int, int, float]:
         for rx in _TID_END.values():
             m = rx.search(line)
             if m:
-                tid = int(m.group(1))
+                tid = int(m.group(2))
                 open_.discard(tid)
                 if open_:
                     touched.update(open_)
@@ -339,7 +342,8 @@ def _quiet_anomalies(out: Path, rows: Sequence[dict[str, Any]]) -> int:
     for p in (out / "logs").glob("worker-*/*.log*"):
         app_exec = p.name.split(".log", 1)[0]
         for line in _read_text(p).splitlines():
-            if _LEVEL.match(line):
+            h = header("spark").match(line)
+            if h and h.group(_SPARK.fields.index("level") + 1) in ABNORMAL_LEVELS:
                 m = _TID_ANY.search(line)
                 if m:
                     loud.add((app_exec, int(m.group(1))))

@@ -19,9 +19,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from logad.errors import LogadError
+from logad.parse.formats import BLOCK_ID, content_of
 
-BLOCK = re.compile(r"blk_-?\d+")
-_HDFS = re.compile(r"^\d{6} \d{6} \d+ \w+ [^:]+: (.*)$")
+BLOCK = re.compile(BLOCK_ID)
 
 
 def _open_text(path: str | Path) -> Iterable[str]:
@@ -41,10 +41,9 @@ def block_sessions(lines: Iterable[str], parser: str = "drain") -> tuple[dict[st
     miner = make_miner(parser)
     raw: dict[str, list[str]] = {}
     for line in lines:
-        m = _HDFS.match(line.rstrip("\r\n"))
-        if not m:
+        content = content_of("hdfs", line.rstrip("\r\n"))  # the ingest parser's regex
+        if content is None:
             continue
-        content = m.group(1)
         masked = mask(content, DEFAULT_RULES)
         miner.add(masked)
         for block in dict.fromkeys(BLOCK.findall(content)):

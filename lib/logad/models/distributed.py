@@ -2,7 +2,7 @@
 
 :func:`train_with_distributor` starts ``num_processes`` training processes (on the driver in local
 mode, on executors otherwise); each joins a process group (gloo on CPU, NCCL on GPUs), trains its
-shard of the examples with DistributedDataParallel (:func:`logad.models.train.fit`), and every
+shard of the examples with DistributedDataParallel (:func:`logad.models.fit.fit`), and every
 rank returns rank 0's weights as the same bytes (:func:`rank0_result`). :func:`train_on_rank` is
 module-level and imports torch inside, so it is safe to ship to workers; it does no I/O.
 
@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     import numpy as np
     from pyspark.sql import SparkSession
 
+    from logad.models.fit import BatchSource, Example, FitResult, TrainConfig
     from logad.models.sequence import ModelConfig
-    from logad.models.train import BatchSource, Example, FitResult, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -51,24 +51,22 @@ def train_on_rank(config: dict[str, Any], train: dict[str, Any], examples: Any,
                   valid: list[tuple[list[int], int, list[int] | None, int | None]], vectors: Any) -> bytes:
     """One rank's work; every rank returns rank 0's weights, history, threshold and every rank's
     parameter digest (so a caller can check that the ranks agree), pickled (:func:`rank0_result`).
-    ``examples`` is a list of ``(events, label)`` or a :class:`logad.models.train.BatchSource`
+    ``examples`` is a list of ``(events, label)`` or a :class:`logad.models.fit.BatchSource`
     (petastorm, opened here)."""
     import hashlib
-    import logging
     import os
     import warnings
 
     import torch
     import torch.distributed as dist
 
+    from logad.models.fit import Example, TrainConfig, fit
     from logad.models.sequence import ModelConfig
-    from logad.models.train import Example, TrainConfig, fit
 
     warnings.filterwarnings("ignore", category=FutureWarning)  # petastorm on pyarrow 14: one per call
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s rank " + os.environ.get("RANK", "?")
-                        + " %(name)s: %(message)s")
-    for noisy in ("petastorm", "gensim"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from logad.entry import configure_logging
+
+    configure_logging(prefix="rank " + os.environ.get("RANK", "?"))  # a fresh process: its entry point
     use_cuda = torch.cuda.is_available()
     if use_cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))  # object collectives use the current device
@@ -105,8 +103,8 @@ def train_with_distributor(spark: SparkSession, config: ModelConfig, train: Trai
     import torch
     from pyspark.ml.torch.distributor import TorchDistributor
 
+    from logad.models.fit import FitResult
     from logad.models.sequence import SequenceClassifier
-    from logad.models.train import FitResult
 
     if local_mode is None:
         local_mode = (spark.sparkContext.master or "").startswith("local")

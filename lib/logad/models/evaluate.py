@@ -38,7 +38,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -124,9 +123,6 @@ def hdfs_blocks(data: Path, seed: int) -> Split:
                  f"{len(blocks)} blocks ({anomalies} anomalous), split by block 60/20/20")
 
 
-_BGL = re.compile(r"^(\S+) (\d+) \S+ \S+ \S+ \S+ \S+ \S+ \S+ (.*)$")
-
-
 def bgl_chrono(data: Path, seed: int, window: int = BGL_WINDOW) -> Split:
     """BGL_2k in time order, windows of ``window`` lines, split chronologically (see the module
     docstring); ``seed`` does not change the split."""
@@ -135,11 +131,16 @@ def bgl_chrono(data: Path, seed: int, window: int = BGL_WINDOW) -> Split:
 
     full = data / "BGL" / "BGL.log"  # the whole log where a copy exists, else the 2k sample
     path = full if full.exists() else _need(data / "BGL" / "BGL_2k.log")
+    from logad.parse.formats import FORMATS, header
+
+    bgl = FORMATS["bgl"]  # the ingest parser's regex and its fields
+    regex, at = header("bgl"), {name: i + 1 for i, name in enumerate(bgl.fields)}
     rows = []
     for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines()):
-        m = _BGL.match(line.rstrip("\r"))
+        m = regex.match(line.rstrip("\r"))
         if m:
-            rows.append((int(m.group(2)), n, int(m.group(1) != "-"), mask(m.group(3), DEFAULT_RULES)))
+            rows.append((int(m.group(at["epoch"])), n, int(m.group(at[str(bgl.truth)]) != "-"),
+                         mask(m.group(at["content"]), DEFAULT_RULES)))
     rows.sort()
     miner = make_miner("drain")
     for r in rows:
@@ -173,10 +174,10 @@ def lab_workflows(corpus: Path) -> tuple[list[tuple[str, list[str], int, int | N
     from logad.config import Warehouse
     from logad.ingest import ingest_files
     from logad.io.delta import read_small, read_table
-    from logad.session import get_spark
     from logad.sessions.labels import load_labels
     from logad.sessions.rules import rules_for
     from logad.sessions.spark import read_labels, sessionize
+    from logad.spark_session import get_spark
     from logad.templates.stream import TEMPLATES
 
     files = {str(p): p.parent.name for p in sorted(corpus.glob("logs/worker-*/*.log*"))}
@@ -244,8 +245,8 @@ def run_once(split: Split, models: Sequence[str], seed: int, epochs: int, unit: 
     import torch
 
     from logad.models.baselines import PCADetector, SklearnBaseline
+    from logad.models.fit import Example, TrainConfig, best_threshold, fit, metrics, predict
     from logad.models.sequence import ModelConfig
-    from logad.models.train import Example, TrainConfig, best_threshold, fit, metrics, predict
     from logad.models.vectors import train_vectors
 
     tv = train_vectors(split.templates, dim=embed_dim, seed=seed)

@@ -2,14 +2,14 @@
 and the promoted model on the same held-out sessions, promote only if the candidate is not worse,
 and record everything in MLflow.
 
-1. The candidate is trained by :func:`logad.models.job.run_train` on the latest version of the
+1. The candidate is trained by :func:`logad.models.train_job.run_train` on the latest version of the
    ``sessions`` table (its own split, early stopping, threshold from validation sessions) and
    registered in logad's registry as ``<models>/<model>/v<N>``.
 2. The held-out set: the candidate's test sessions minus every session the promoted model trained
    or validated on. Those are recomputed from the promoted model's ``model.json`` (its
    ``sessions`` version, by Delta time travel, and its split), so the set is honest for a hash
    split with another seed and for a time split alike, and both models are scored on it.
-3. Both are scored the way the stream scores (:class:`logad.scoring.ScoreStage`: the pandas UDF,
+3. Both are scored the way the stream scores (:class:`logad.live_scoring.ScoreStage`: the pandas UDF,
    templates a model never saw mapped to the nearest one it knows), each at its own threshold.
 4. :class:`PromotionRule` (``spark.logad.retrain.metric``, ``spark.logad.retrain.maxDrop`` in
    ``conf/spark-defaults.conf``, or the command line): the candidate is promoted when its
@@ -45,7 +45,7 @@ from logad.errors import ConfigError, LogadError
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-    from logad.models.job import TrainJob
+    from logad.models.train_job import TrainJob
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def _parts(spark: SparkSession, uri: str, version: int, job: dict[str, Any]) -> 
     """The labelled sessions of a training job's data (as ``logad train`` read them), with its
     ``part`` column."""
     from logad.models.inputs import split
-    from logad.models.job import labelled_sessions
+    from logad.models.train_job import labelled_sessions
 
     df = labelled_sessions(spark, uri, version, job["system"], job.get("label_sources") or ())
     return split(df, job.get("split", "session"), int(job.get("seed", 0)),
@@ -128,7 +128,7 @@ def score_sessions(spark: SparkSession, warehouse: Warehouse, models_dir: str | 
     """A registered version (or ``promoted``/``latest``) scored on ``sessions`` as the stream scores
     them: a pandas frame with the sessions' columns plus ``score``, ``threshold``, ``is_anomaly``,
     ``top_window``, ``model_version``."""
-    from logad.scoring import ScoreStage
+    from logad.live_scoring import ScoreStage
 
     stage = ScoreStage(spark, warehouse, model, version, str(models_dir), bootstrap=None, alerts_topic=None)
     try:
@@ -140,7 +140,7 @@ def score_sessions(spark: SparkSession, warehouse: Warehouse, models_dir: str | 
 def evaluate_version(spark: SparkSession, warehouse: Warehouse, models_dir: Path, model: str, version: int,
                      sessions: DataFrame) -> dict[str, float]:
     """A registered version's P/R/F1/AUC on ``sessions``, at its own threshold."""
-    from logad.models.train import metrics
+    from logad.models.fit import metrics
 
     pdf = score_sessions(spark, warehouse, models_dir, model, version, sessions.select(
         "session_id", "system", "label", "template_ids"))
@@ -226,7 +226,7 @@ def run_retrain(spark: SparkSession, warehouse: Warehouse, job: TrainJob, rule: 
     """Train a candidate, compare it with the promoted model on the same held-out sessions,
     promote it or not, record the run in MLflow; returns the report (also in MLflow)."""
     from logad.models import registry
-    from logad.models.job import run_train
+    from logad.models.train_job import run_train
 
     if job.version is not None:
         raise ConfigError("logad retrain trains on the latest sessions snapshot: drop --version "

@@ -1,43 +1,184 @@
-"""Log header formats: one regex and one timestamp rule each, applied as Spark SQL expressions.
+"""Log formats: everything logad knows about one kind of log, in one entry each.
 
-A format splits a line into its header fields (time, level, component, ...) and the free-text
-content that template mining sees. Parsing runs on the executors as JVM regex and datetime
-expressions, never row-by-row Python.
+A :class:`LogFormat` owns its header regex and the names of its groups, the rule that turns its
+time fields into a UTC timestamp, where it sits in auto-detection, the session rules its events
+get by default, the columns of its label files and whether its lines carry their own ground
+truth. The parser (:mod:`logad.parse.headers`), the sessionizer (:mod:`logad.sessions.rules`),
+the label loader and the CLI read this table; adding a format is one entry here and a test.
 
-Time handling, per format (all event times are stored in UTC):
-- hdfs ``081109 203518``: two-digit year (20yy), no zone: the format's ``timezone`` (UTC default).
-- spark ``17/06/09 20:10:40``: the same.
-- hadoop ``2015-10-18 18:01:47,978``: milliseconds after a comma; ``timezone`` applies.
-- bgl: the record carries UTC epoch seconds and a local time with microseconds; the time is the
-  epoch seconds plus those microseconds, so no zone guess is needed.
-- thunderbird: UTC epoch seconds.
-- syslog ``Nov  9 12:01:01``: no year; the year is the Kafka record's, minus one when that would
-  put the event more than a day after the record (a December line read in January).
-- generic: an ISO-8601 time at the start of the line if there is one (with its own offset, or
-  ``timezone``), else none, and the event time falls back to the Kafka timestamp.
+Parsing runs on the executors as JVM regex and datetime expressions, never row-by-row Python; the
+regexes are written in the common subset of Python ``re`` and Java regex, so the evaluation
+protocols and benchmarks read files with the very same patterns.
+
+Time rules (all event times are stored in UTC):
+- :class:`Pattern` ``081109 203518``, ``17/06/09 20:10:40``, ``2015-10-18 18:01:47,978``: the named
+  fields joined and read with a Spark datetime pattern; no zone in the line, so the format's
+  ``timezone`` (UTC default) applies.
+- :class:`Epoch` (BGL, Thunderbird): UTC epoch seconds in the record, plus a microseconds field
+  when there is one; no zone guess needed.
+- :class:`NoYear` (syslog ``Nov  9 12:01:01``): the year is the Kafka record's, minus one when
+  that would put the event more than a day after the record (a December line read in January).
+- :class:`IsoOrKafka` (generic): an ISO-8601 time at the start of the line if there is one (with
+  its own offset, or ``timezone``), else the Kafka record's timestamp.
+
+The header format is not the *system*: two applications may share log4j headers. ``events.system``
+is set per topic or host by configuration (:class:`logad.parse.headers.Parser`) and falls back to
+the detected format's name.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from logad.errors import ConfigError
 
-LEVELS = r"(?:TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|SEVERE|FATAL|FAILURE|CRITICAL)"
+if TYPE_CHECKING:
+    from pyspark.sql import Column
+
+# Levels as the formats write them; WARNING is stored as WARN.
+LEVELS = ("TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "WARNING", "ERROR", "SEVERE", "FATAL",
+          "FAILURE", "CRITICAL")
+# The papers' label rule for lines without ground truth: these levels (or an exception) are abnormal.
+ABNORMAL_LEVELS = ("WARN", "WARNING", "ERROR", "FATAL", "SEVERE", "CRITICAL", "FAILURE")
+LEVELS_RE = "(?:" + "|".join(LEVELS) + ")"
+# An HDFS block id; a line may name several (LogHub labels each block over its whole life).
+BLOCK_ID = r"blk_-?\d+"
+# Header fields with a column of their own in ``events``, or used only to build ``ts``; every
+# other field goes into the ``events.fields`` map.
+COLUMN_FIELDS = frozenset({"date", "time", "epoch", "micros", "level", "component", "content"})
+
+
+def _local(ts: Column, tz: str) -> Column:
+    from pyspark.sql import functions as F
+
+    return ts if tz == "UTC" else F.to_utc_timestamp(ts, tz)
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """The ``fields`` joined by ``sep``, read with the Spark datetime ``pattern``, in the
+    format's ``timezone``."""
+
+    fields: tuple[str, ...]
+    pattern: str
+    sep: str = ""
+
+    def column(self, g: Mapping[str, Column], kafka_ts: Column, tz: str) -> Column:
+        from pyspark.sql import functions as F
+
+        text = g[self.fields[0]] if len(self.fields) == 1 else F.concat_ws(self.sep, *[g[f] for f in self.fields])
+        return _local(F.try_to_timestamp(text, F.lit(self.pattern)), tz)
+
+
+@dataclass(frozen=True)
+class Epoch:
+    """UTC epoch ``seconds`` (a field), plus the ``micros`` field when given."""
+
+    seconds: str
+    micros: str | None = None
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return (self.seconds,) if self.micros is None else (self.seconds, self.micros)
+
+    def column(self, g: Mapping[str, Column], kafka_ts: Column, tz: str) -> Column:
+        from pyspark.sql import functions as F
+
+        epoch = g[self.seconds].cast("long")
+        if self.micros is None:
+            return F.timestamp_seconds(epoch)
+        return F.timestamp_micros(epoch * 1_000_000 + g[self.micros].cast("long"))
+
+
+@dataclass(frozen=True)
+class NoYear:
+    """A time without a year (``MMM d HH:mm:ss``): the Kafka record's year, or the year before."""
+
+    field: str
+    pattern: str = "MMM d HH:mm:ss"
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return (self.field,)
+
+    def column(self, g: Mapping[str, Column], kafka_ts: Column, tz: str) -> Column:
+        from pyspark.sql import functions as F
+
+        def read_in(year: Column) -> Column:
+            return F.try_to_timestamp(
+                F.concat_ws(" ", year.cast("string"), F.regexp_replace(g[self.field], " +", " ")),
+                F.lit("yyyy " + self.pattern))
+
+        this_year = read_in(F.year(kafka_ts))
+        guess = F.when(this_year > kafka_ts + F.expr("INTERVAL 1 DAY"),
+                       read_in(F.year(kafka_ts) - 1)).otherwise(this_year)
+        return _local(guess, tz)
+
+
+@dataclass(frozen=True)
+class IsoOrKafka:
+    """An ISO-8601 ``field`` when the line has one, else the Kafka record's timestamp."""
+
+    field: str
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return (self.field,)
+
+    def column(self, g: Mapping[str, Column], kafka_ts: Column, tz: str) -> Column:
+        from pyspark.sql import functions as F
+
+        text = F.regexp_replace(g[self.field], ",", ".")
+        own = (F.when(g[self.field].rlike(r"(Z|[+-]\d{2}:?\d{2})$"), F.try_to_timestamp(text))
+               .otherwise(_local(F.try_to_timestamp(F.regexp_replace(text, "T", " ")), tz)))
+        return F.coalesce(own, kafka_ts)
+
+
+TimeRule = Pattern | Epoch | NoYear | IsoOrKafka
 
 
 @dataclass(frozen=True)
 class LogFormat:
-    """A header format: a Java regex whose groups are named by ``fields``."""
+    """One log format, checked when it is defined.
+
+    Attributes:
+        name: the format's name, and the ``events.system`` of its lines unless configuration
+            names the system.
+        regex: a regex (the Python/Java common subset) matching a whole line; its groups are
+            named by ``fields``, one of which is ``content`` (what template mining sees).
+        fields: the group names. ``level`` and ``component`` become columns; the time fields are
+            read by ``time``; the rest go into the ``events.fields`` map.
+        time: how the time fields become the event time (required: a format without one would
+            turn every line into a ``bad_timestamp`` reject).
+        detect: its place in auto-detection, lowest first (most specific formats first); None
+            for a format used only where configuration pins it, or as the fallback (generic).
+        timezone: the zone of a local time in the line.
+        sessions: the default :class:`logad.sessions.rules.SessionRules` settings of its
+            system (``kind`` and overrides); None: not cut into sessions unless rules are given.
+        label_columns: (key, label) columns of its data set's label file, for
+            ``logad sessions labels``; None: no label file format.
+        truth: a field whose value is the line's own ground truth (BGL's alert category, ``-``
+            for normal); None when the lines carry none.
+    """
 
     name: str
     regex: str
     fields: tuple[str, ...]
+    time: TimeRule
+    detect: int | None = None
     timezone: str = "UTC"
+    sessions: Mapping[str, Any] | None = None
+    label_columns: tuple[str, str] | None = None
+    truth: str | None = None
+    extra: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        import re
-
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", self.name):
+            raise ConfigError(f"format {self.name!r}: a name is lower-case letters, digits and _")
         try:
             groups = re.compile(self.regex).groups
         except re.error as e:
@@ -45,34 +186,80 @@ class LogFormat:
         if groups != len(self.fields):
             raise ConfigError(f"format {self.name}: regex has {groups} groups but {len(self.fields)} "
                               "fields are named")
+        if len(set(self.fields)) != len(self.fields):
+            raise ConfigError(f"format {self.name}: a field is named twice in {self.fields}")
         if "content" not in self.fields:
             raise ConfigError(f"format {self.name}: one field must be named 'content'")
+        if not isinstance(self.time, Pattern | Epoch | NoYear | IsoOrKafka):
+            raise ConfigError(f"format {self.name}: time must be a time rule (Pattern, Epoch, NoYear, "
+                              f"IsoOrKafka), got {self.time!r}: without one every line is a bad_timestamp")
+        missing = [f for f in self.time.fields if f not in self.fields]
+        if missing:
+            raise ConfigError(f"format {self.name}: its time rule reads {missing}, which the regex "
+                              f"does not capture (fields {self.fields})")
+        if self.truth is not None and self.truth not in self.fields:
+            raise ConfigError(f"format {self.name}: truth field {self.truth!r} is not one of {self.fields}")
+        if self.sessions is not None and "kind" not in self.sessions:
+            raise ConfigError(f"format {self.name}: sessions needs a kind (block, task, window, application)")
+        object.__setattr__(self, "extra", tuple(f for f in self.fields if f not in COLUMN_FIELDS))
 
 
-FORMATS: dict[str, LogFormat] = {f.name: f for f in (
+_FORMATS = (
     LogFormat("hdfs", r"^(\d{6}) (\d{6}) (\d+) ([A-Z]+) ([^:\s]+): ?(.*)$",
-              ("date", "time", "pid", "level", "component", "content")),
+              ("date", "time", "pid", "level", "component", "content"),
+              time=Pattern(("date", "time"), "yyMMddHHmmss"), detect=30,
+              # a block's lines span its allocation, replication and (much later) deletion; LogHub
+              # labels a block over its whole life, so the idle timeout is long
+              sessions={"kind": "block", "key_pattern": BLOCK_ID, "idle_s": 3600.0,
+                        "max_duration_s": 7 * 86400.0},
+              label_columns=("BlockId", "Label")),
     LogFormat("bgl", r"^(\S+) (\d{9,11}) (\d{4}\.\d{2}\.\d{2}) (\S+) "
               r"(\d{4}-\d{2}-\d{2}-\d{2}\.\d{2}\.\d{2}\.(\d{6})) (\S+) (\S+) (\S+) (\S+) ?(.*)$",
               ("alert", "epoch", "date", "node", "time", "micros", "location", "type", "component",
-               "level", "content")),
+               "level", "content"),
+              time=Epoch("epoch", "micros"), detect=10,
+              # per-node windows; 60 s is the window of the BGL studies we compare with
+              sessions={"kind": "window", "window_s": 60.0}, truth="alert"),
     LogFormat("thunderbird", r"^(\S+) (\d{9,11}) (\d{4}\.\d{2}\.\d{2}) (\S+) "
               r"([A-Z][a-z]{2} +\d{1,2} \d{2}:\d{2}:\d{2}) (\S+) (?:([^:\[\s]+(?: [^:\[\s]+)?)"
               r"(?:\[(\d+)\])?: ?)?(.*)$",
-              ("alert", "epoch", "date", "node", "time", "location", "component", "pid", "content")),
+              ("alert", "epoch", "date", "node", "time", "location", "component", "pid", "content"),
+              time=Epoch("epoch"), detect=20, sessions={"kind": "window", "window_s": 60.0},
+              truth="alert"),
     LogFormat("spark", r"^(\d{2}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}) ([A-Z]+) ([^:\s]+): ?(.*)$",
-              ("time", "level", "component", "content")),
+              ("time", "level", "component", "content"),
+              time=Pattern(("time",), "yy/MM/dd HH:mm:ss"), detect=40,
+              # the paper closes an unfinished workflow "by a threshold"; tasks last seconds to minutes
+              sessions={"kind": "task", "idle_s": 600.0, "max_duration_s": 3600.0},
+              label_columns=("session_key", "label")),
     LogFormat("hadoop", r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3}) ([A-Z]+) \[([^\]]*)\] "
-              r"([^:\s]+): ?(.*)$", ("time", "level", "thread", "component", "content")),
+              r"([^:\s]+): ?(.*)$", ("time", "level", "thread", "component", "content"),
+              time=Pattern(("time",), "yyyy-MM-dd HH:mm:ss,SSS"), detect=50,
+              sessions={"kind": "application", "idle_s": 3600.0, "max_duration_s": 86400.0},
+              label_columns=("application_id", "label")),
+    # ZooKeeper's log4j layout: "%d{ISO8601} - %-5p [%t:%C{1}@%L] - %m%n". The thread name may hold
+    # brackets and colons (QuorumPeer[myid=1]/0:0:0:0:0:0:0:0:2181), so the class is what
+    # follows the last colon before "@line]".
+    LogFormat("zookeeper", r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3}) - ([A-Z]+) +"
+              r"\[(.*?):([^:@\]\s]+)@(\d+)\] - ?(.*)$",
+              ("time", "level", "thread", "component", "lineno", "content"),
+              time=Pattern(("time",), "yyyy-MM-dd HH:mm:ss,SSS"), detect=55,
+              # no natural session: one window series per host, as for BGL nodes
+              sessions={"kind": "window", "window_s": 60.0}),
     LogFormat("syslog", r"^([A-Z][a-z]{2} +\d{1,2} \d{2}:\d{2}:\d{2}) (\S+) ([^:\[\s]+)"
-              r"(?:\[(\d+)\])?: ?(.*)$", ("time", "node", "component", "pid", "content")),
+              r"(?:\[(\d+)\])?: ?(.*)$", ("time", "node", "component", "pid", "content"),
+              time=NoYear("time"), detect=60),
+    # the fallback: matches every line (content = the whole line when there is no header)
     LogFormat("generic", r"^(?:\[?(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d{1,9})?"
-              r"(?:Z|[+-]\d{2}:?\d{2})?)\]?\s*)?(?:[\[<]?(" + LEVELS + r")[\]>:]?\s+)?(.*)$",
-              ("time", "level", "content")),
-)}
+              r"(?:Z|[+-]\d{2}:?\d{2})?)\]?\s*)?(?:[\[<]?(" + LEVELS_RE + r")[\]>:]?\s+)?(.*)$",
+              ("time", "level", "content"), time=IsoOrKafka("time")),
+)
 
+FORMATS: dict[str, LogFormat] = {f.name: f for f in _FORMATS}
+GENERIC = "generic"
 # The order auto-detection tries them in: most specific first; generic matches everything.
-DETECT_ORDER = ("bgl", "thunderbird", "hdfs", "spark", "hadoop", "syslog")
+DETECT_ORDER: tuple[str, ...] = tuple(f.name for f in sorted(
+    (f for f in _FORMATS if f.detect is not None), key=lambda f: f.detect or 0))
 
 
 def get(name: str) -> LogFormat:
@@ -81,3 +268,18 @@ def get(name: str) -> LogFormat:
         return FORMATS[name]
     except KeyError:
         raise ConfigError(f"unknown log format {name!r}; known: {', '.join(FORMATS)}, auto") from None
+
+
+@cache
+def header(name: str) -> re.Pattern[str]:
+    """A format's regex compiled for Python (files read outside Spark: evaluation, benchmarks),
+    in the same DOTALL mode as the stream."""
+    return re.compile(get(name).regex, re.DOTALL)
+
+
+def content_of(name: str, line: str) -> str | None:
+    """The ``content`` field of ``line`` under format ``name``; None when the header does not
+    match. The same regex the executors run."""
+    fmt = get(name)
+    m = header(name).match(line)
+    return None if m is None else m.group(fmt.fields.index("content") + 1)

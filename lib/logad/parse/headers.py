@@ -36,13 +36,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from logad.errors import ConfigError
-from logad.parse.formats import DETECT_ORDER, FORMATS, get
+from logad.parse.formats import DETECT_ORDER, FORMATS, GENERIC, get
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
 TS_RANGE = ("1900-01-01 00:00:00", "2262-01-01 00:00:00")  # UTC, [start, end)
-EXTRA_FIELDS = ("pid", "thread", "node", "alert", "location", "type")
+# the header fields kept in ``events.fields``: every format's fields without a column of their own
+EXTRA_FIELDS = tuple(dict.fromkeys(n for f in FORMATS.values() for n in f.extra))
 EVENT_COLUMNS = ("topic", "partition", "offset", "kafka_ts", "host", "source", "file_offset",
                  "system", "ts", "level", "component", "content", "fields", "line")
 REJECT_COLUMNS = ("topic", "partition", "offset", "kafka_ts", "key", "value", "reason", "stage",
@@ -51,29 +52,46 @@ REJECT_COLUMNS = ("topic", "partition", "offset", "kafka_ts", "key", "value", "r
 
 @dataclass(frozen=True)
 class Parser:
-    """Which formats apply to which topics, and the limits.
+    """Which formats apply to which topics, which system the lines belong to, and the limits.
 
     ``formats`` maps a topic regex to a format name or ``auto`` (try the known formats, most
     specific first); the first matching entry wins; topics matching none use ``default``.
     ``fallback_generic`` lets a line that matches no specific format through as ``generic``
     (content = the whole line) instead of rejecting it.
+
+    ``systems`` (topic regex -> system) and ``host_systems`` (host regex -> system) name the
+    system of a topic's or a host's lines (``events.system``, which picks session rules, labels
+    and models), for applications that share a header format; the first match wins, topics
+    before hosts, and lines matching neither take the detected format's name.
     """
 
     formats: dict[str, str] = field(default_factory=dict)
     default: str = "auto"
     fallback_generic: bool = True
     max_line_bytes: int = 64 * 1024
+    systems: dict[str, str] = field(default_factory=dict)
+    host_systems: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for pattern, name in {**self.formats, "": self.default}.items():
             if name != "auto":
                 get(name)
-            try:
-                re.compile(pattern)
-            except re.error as e:
-                raise ConfigError(f"Parser.formats: topic pattern {pattern!r} is not a regex: {e}") from e
+            _regex("Parser.formats", pattern)
+        for what, mapping in (("Parser.systems", self.systems), ("Parser.host_systems", self.host_systems)):
+            for pattern, system in mapping.items():
+                _regex(what, pattern)
+                if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]*", system or ""):
+                    raise ConfigError(f"{what}: system {system!r} for {pattern!r} must be a name "
+                                      "(letters, digits, _ . -)")
         if self.max_line_bytes <= 0:
             raise ConfigError(f"Parser.max_line_bytes must be > 0, got {self.max_line_bytes}")
+
+
+def _regex(what: str, pattern: str) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as e:
+        raise ConfigError(f"{what}: pattern {pattern!r} is not a regex: {e}") from e
 
 
 # A record of several lines (a stack trace) matches on its first line's header, and its content
@@ -110,8 +128,19 @@ def _format_column(topic: Column, line: Column, parser: Parser) -> Column:
     default = _detect(line, parser.default)
     detected = default if chosen is None else chosen.otherwise(default)
     if parser.fallback_generic:
-        detected = F.coalesce(detected, F.lit("generic"))
+        detected = F.coalesce(detected, F.lit(GENERIC))
     return detected
+
+
+def _system_column(topic: Column, host: Column, fmt: Column, parser: Parser) -> Column:
+    from pyspark.sql import functions as F
+
+    chosen = None
+    for col, mapping in ((topic, parser.systems), (host, parser.host_systems)):
+        for pattern, system in mapping.items():
+            cond = col.rlike(f"^(?:{pattern})$")
+            chosen = F.when(cond, F.lit(system)) if chosen is None else chosen.when(cond, F.lit(system))
+    return fmt if chosen is None else chosen.otherwise(fmt)
 
 
 # Joins a format's groups into one string so one regex evaluation yields all of them (Spark SQL
@@ -148,37 +177,15 @@ def _field(fmt: Column, groups: Column, name: str) -> Column:
 
 
 def _timestamp(fmt: Column, g: dict[str, Column], kafka_ts: Column) -> Column:
+    """The event time by the time rule of whichever format matched (null when it cannot be read)."""
     from pyspark.sql import functions as F
 
-    def local(ts: Column, name: str) -> Column:
-        tz = FORMATS[name].timezone
-        return ts if tz == "UTC" else F.to_utc_timestamp(ts, tz)
-
-    epoch = g["epoch"].cast("long")
-
-    def syslog_in(year: Column) -> Column:
-        return F.try_to_timestamp(
-            F.concat_ws(" ", year.cast("string"), F.regexp_replace(g["time"], " +", " ")),
-            F.lit("yyyy MMM d HH:mm:ss"))
-
-    this_year = syslog_in(F.year(kafka_ts))
-    syslog = F.when(this_year > kafka_ts + F.expr("INTERVAL 1 DAY"),
-                    syslog_in(F.year(kafka_ts) - 1)).otherwise(this_year)
-    generic_time = F.regexp_replace(g["time"], ",", ".")
-    return (
-        F.when(fmt == "hdfs", local(F.try_to_timestamp(F.concat(g["date"], g["time"]),
-                                                       F.lit("yyMMddHHmmss")), "hdfs"))
-        .when(fmt == "spark", local(F.try_to_timestamp(g["time"], F.lit("yy/MM/dd HH:mm:ss")), "spark"))
-        .when(fmt == "hadoop", local(F.try_to_timestamp(g["time"], F.lit("yyyy-MM-dd HH:mm:ss,SSS")),
-                                     "hadoop"))
-        .when(fmt == "bgl", F.timestamp_micros(epoch * 1_000_000 + g["micros"].cast("long")))
-        .when(fmt == "thunderbird", F.timestamp_seconds(epoch))
-        .when(fmt == "syslog", local(syslog, "syslog"))
-        .when(fmt == "generic", F.coalesce(
-            F.when(g["time"].rlike(r"(Z|[+-]\d{2}:?\d{2})$"), F.try_to_timestamp(generic_time))
-            .otherwise(local(F.try_to_timestamp(F.regexp_replace(generic_time, "T", " ")), "generic")),
-            kafka_ts))
-    )
+    expr = None
+    for f in FORMATS.values():
+        ts = f.time.column(g, kafka_ts, f.timezone)
+        expr = F.when(fmt == f.name, ts) if expr is None else expr.when(fmt == f.name, ts)
+    assert expr is not None
+    return expr
 
 
 def parse_records(records: DataFrame, parser: Parser | None = None) -> DataFrame:
@@ -222,8 +229,8 @@ def parse_records(records: DataFrame, parser: Parser | None = None) -> DataFrame
                                             F.col("_fb_offset").cast("long")))
           .withColumn("kafka_ts", F.when(_in_range(F.col("timestamp")), F.col("timestamp"))))
     line = F.col("line")
-    df = df.withColumn("system", _format_column(F.col("topic"), line, parser))
-    fmt = F.col("system")
+    df = df.withColumn("_format", _format_column(F.col("topic"), line, parser))
+    fmt = F.col("_format")
     df = df.withColumn("_groups", _groups(fmt, line))
     names = sorted({n for f in FORMATS.values() for n in f.fields})
     g = {n: F.col(f"_g_{n}") for n in names}
@@ -233,6 +240,7 @@ def parse_records(records: DataFrame, parser: Parser | None = None) -> DataFrame
     df = (df.withColumn("_ts", _timestamp(fmt, g, F.col("kafka_ts")))
           .withColumn("ts", F.when(_in_range(F.col("_ts")), F.col("_ts")))
           .withColumn("level", F.when(level == "WARNING", F.lit("WARN")).otherwise(level))
+          .withColumn("system", _system_column(F.col("topic"), F.col("host"), fmt, parser))
           .withColumn("component", g["component"])
           .withColumn("content", F.coalesce(g["content"], F.lit("")))
           # map_concat of one-entry maps, not map_filter: a lambda is interpreted, and it keeps
@@ -254,7 +262,7 @@ def parse_records(records: DataFrame, parser: Parser | None = None) -> DataFrame
               .when(F.col("_reason") == "bad_envelope",
                     F.concat(F.lit("log.offset is not an integer: "), F.substring("_fb_offset", 1, 40)))
               .when(F.col("_reason") == "bad_timestamp",
-                    F.concat(F.lit("format "), F.col("system"),
+                    F.concat(F.lit("format "), fmt,
                              F.when(F.col("_ts").isNotNull(), F.lit(f": outside {TS_RANGE[0][:10]}.."
                                                                    f"{TS_RANGE[1][:10]} UTC")))))
     df = df.withColumn("reject_reason", F.col("_reason")).withColumn("reject_detail", detail)

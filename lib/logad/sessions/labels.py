@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from logad.config import Warehouse
 from logad.errors import ConfigError
+from logad.parse.formats import FORMATS
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -31,17 +32,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_COLUMNS = {"hdfs": ("BlockId", "Label"), "hadoop": ("application_id", "label"),
-            "spark": ("session_key", "label")}
+# (key, label) columns of each data set's label file, declared with its format
+LABEL_COLUMNS = {f.name: f.label_columns for f in FORMATS.values() if f.label_columns is not None}
 
 
 def read_label_file(system: str, path: str) -> pa.Table:
     """The label file of ``system`` as ``labels`` rows (plain or .gz CSV)."""
     import pyarrow as pa
 
-    if system not in _COLUMNS:
-        raise ConfigError(f"no label file format for system {system!r}; known: {', '.join(_COLUMNS)}")
-    key_col, label_col = _COLUMNS[system]
+    if system not in LABEL_COLUMNS:
+        raise ConfigError(f"no label file format for system {system!r}; known: {', '.join(LABEL_COLUMNS)}")
+    key_col, label_col = LABEL_COLUMNS[system]
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"label file {path} does not exist")

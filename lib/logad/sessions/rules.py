@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from logad.errors import ConfigError
+from logad.parse.formats import BLOCK_ID, FORMATS
 
 KINDS = ("block", "task", "window", "application")
 ATTACH = ("paper", "hints")
@@ -27,7 +28,7 @@ class SessionRules:
 
     Attributes:
         system: the ``events.system`` value these rules apply to (``hdfs``, ``spark``, ...).
-        kind: ``block`` (one session per id found in the line, e.g. ``blk_...``), ``task`` (Spark
+        kind: ``block`` (one session per id ``key_pattern`` finds in the line), ``task`` (Spark
             Task workflows inside one executor log), ``window`` (fixed time / line windows per
             key) or ``application`` (one session per Hadoop application id).
         idle_s: close a session when no event came for this long (event time).
@@ -42,6 +43,8 @@ class SessionRules:
             points at by its partition (``rdd_<rdd>_<partition>``, ``attempt_..._m_<partition>``)
             when exactly one open task has that index, else to the only open task, else (several
             open, no hint) to every open task as the paper does.
+        key_pattern: ``block`` kind: the regex whose matches name a line's sessions (a line
+            may name several); an HDFS block id by default.
         watermark: how late (event time) a line may arrive and still join its session; older
             lines go to ``rejects`` as ``late_event``. Spark's ``withWatermark`` delay.
     """
@@ -56,6 +59,7 @@ class SessionRules:
     window_key: str = "node"
     attach: str = "hints"
     watermark: str = "1 minute"
+    key_pattern: str = BLOCK_ID
 
     def __post_init__(self) -> None:
         if not self.system:
@@ -74,6 +78,12 @@ class SessionRules:
         if self.attach not in ATTACH:
             raise ConfigError(f"SessionRules.attach={self.attach!r}: use paper or hints")
         watermark_seconds(self.watermark)
+        import re
+
+        try:
+            re.compile(self.key_pattern)
+        except re.error as e:
+            raise ConfigError(f"SessionRules.key_pattern={self.key_pattern!r} is not a regex: {e}") from None
 
     @property
     def watermark_us(self) -> int:
@@ -97,18 +107,9 @@ def watermark_seconds(text: str) -> float:
     return value * _UNITS[unit]
 
 
-DEFAULTS: dict[str, SessionRules] = {r.system: r for r in (
-    # HDFS: a block's lines span its allocation, replication and (much later) deletion; LogHub
-    # labels a block over its whole life, so the idle timeout is long.
-    SessionRules("hdfs", "block", idle_s=3600.0, max_duration_s=7 * 86400.0),
-    # Spark: the paper closes an unfinished workflow "by a threshold"; tasks here last seconds
-    # to minutes.
-    SessionRules("spark", "task", idle_s=600.0, max_duration_s=3600.0),
-    # BGL / Thunderbird: per-node windows; 60 s is the window of the BGL studies we compare with.
-    SessionRules("bgl", "window", window_s=60.0),
-    SessionRules("thunderbird", "window", window_s=60.0),
-    SessionRules("hadoop", "application", idle_s=3600.0, max_duration_s=86400.0),
-)}
+# The defaults of each format's system, declared with the format (logad.parse.formats).
+DEFAULTS: dict[str, SessionRules] = {
+    f.name: SessionRules(f.name, **f.sessions) for f in FORMATS.values() if f.sessions is not None}
 
 
 def rules_for(system: str, **overrides: Any) -> SessionRules:

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 from logad.config import Warehouse
 from logad.errors import ConfigError
+from logad.parse.formats import ABNORMAL_LEVELS, FORMATS
+from logad.sessions import tasks
 from logad.sessions.rules import SessionRules
 from logad.sessions.split import Event, Sessionizer, summarize
 
@@ -56,9 +58,7 @@ CUT_SCHEMA = (
 STATE_SCHEMA = "blob string"
 BUCKETS = 64
 
-_TASK = r"task (\d+)\.\d+ in stage [\d.]+ \(TID (\d+)\)"
 _FAR_FUTURE_US = 7_258_118_400_000_000  # 2200-01-01: far, and still inside pandas' ns range
-ABNORMAL_LEVELS = ("WARN", "WARNING", "ERROR", "FATAL", "SEVERE", "CRITICAL", "FAILURE")
 
 
 def session_events(events: DataFrame, rules: Sequence[SessionRules]) -> DataFrame:
@@ -74,7 +74,7 @@ def session_events(events: DataFrame, rules: Sequence[SessionRules]) -> DataFram
     key = None
     for r in by_system.values():
         if r.kind == "block":
-            k = F.regexp_extract_all(content, F.lit(r"(blk_-?\d+)"), 1)
+            k = F.regexp_extract_all(content, F.lit(f"({r.key_pattern})"), 1)
         elif r.kind == "task":
             k = F.array(F.concat_ws("|", "host", "source"))
         elif r.kind == "window":
@@ -89,21 +89,25 @@ def session_events(events: DataFrame, rules: Sequence[SessionRules]) -> DataFram
         key = F.when(cond, k) if key is None else key.when(cond, k)
     assert key is not None
     # The task columns cost regexes per line: computed for task-kind systems only.
-    tasks = [r.system for r in by_system.values() if r.kind == "task"]
-    is_task = F.col("system").isin(*tasks) if tasks else F.lit(False)
-    task = F.regexp_extract(content, _TASK, 0)
-    tid = F.regexp_extract(content, r"\bTID (\d+)\b", 1)  # "(TID 5)" and "TID 5" alike
-    marker = (F.when(content.startswith("Running task "), "start")
-              .when(content.startswith("Finished task "), "finish")
-              .when(content.startswith("Exception in task "), "exception")
-              .when(content.rlike(r"^Executor killed task |^Killed task|^Task \S+ killed"), "killed")
-              .otherwise(""))
+    task_systems = [r.system for r in by_system.values() if r.kind == "task"]
+    is_task = F.col("system").isin(*task_systems) if task_systems else F.lit(False)
+    task = F.regexp_extract(content, tasks.TASK, 0)
+    tid = F.regexp_extract(content, tasks.TID, 1)
+    marker = F.when(content.startswith(tasks.START + "task "), "start")
+    for name, words in tasks.ENDS.items():
+        marker = marker.when(content.startswith(words + "task "), name)
+    marker = marker.when(content.rlike("^(?:" + "|".join(tasks.KILLED_OTHER) + ")"), "killed").otherwise("")
     hint = F.coalesce(F.nullif(F.regexp_extract(content, r"\brdd_\d+_(\d+)\b", 1), F.lit("")),
                       F.nullif(F.regexp_extract(content, r"attempt_\d+_\d+_[mr]_0*(\d+)_", 1), F.lit("")))
     abnormal = (F.upper(F.coalesce(F.col("level"), F.lit(""))).isin(*ABNORMAL_LEVELS)
                 | content.rlike(r"Exception\b|\bexception\b"))
-    alert = F.col("fields")["alert"]
-    truth = F.when(F.col("system").isin("bgl", "thunderbird") & alert.isNotNull(), alert != "-")
+    truth = None  # the line's own ground truth, for formats whose lines carry it (BGL's alert)
+    for f in FORMATS.values():
+        if f.truth is not None:
+            value = F.col("fields")[f.truth]
+            cond = (F.col("system") == f.name) & value.isNotNull()
+            truth = F.when(cond, value != "-") if truth is None else truth.when(cond, value != "-")
+    truth = F.lit(None).cast("boolean") if truth is None else truth
     line_id = F.when(F.col("file_offset").isNotNull(),
                      F.concat_ws("|", "host", "source", F.col("file_offset").cast("string")))
     return (events.where(F.col("system").isin(*by_system))
@@ -115,7 +119,7 @@ def session_events(events: DataFrame, rules: Sequence[SessionRules]) -> DataFram
                     F.when(is_task, marker).otherwise("").alias("marker"),
                     F.when(is_task, F.nullif(tid, F.lit("")).cast("long")).alias("tid"),
                     F.when(is_task & (marker == "start"),
-                           F.regexp_extract(content, _TASK, 1).cast("long")).alias("index"),
+                           F.regexp_extract(content, tasks.TASK, 1).cast("long")).alias("index"),
                     F.when(is_task, hint.cast("long")).alias("hint"), abnormal.alias("abnormal"),
                     truth.alias("truth"),
                     F.when(is_task & (marker == "start"), F.regexp_extract(task, r"task (.*)", 1)).alias("task")))
@@ -339,7 +343,7 @@ def start_sessions(spark: SparkSession, warehouse: Warehouse, rules: Sequence[Se
                    score: BatchStage | None = None) -> StreamingQuery:
     """Start the streaming query ``events`` -> ``sessions`` (+ late lines to ``rejects``).
 
-    With ``score`` (a :class:`logad.scoring.ScoreStage`), the sessions each micro-batch closes
+    With ``score`` (a :class:`logad.live_scoring.ScoreStage`), the sessions each micro-batch closes
     are scored in that same batch (``scores`` table + alerts) rather than by a second query over
     the ``sessions`` table: one trigger wait, one read and one batch's fixed cost fewer between a
     session's last line and its alert.
@@ -376,7 +380,7 @@ def start_sessions(spark: SparkSession, warehouse: Warehouse, rules: Sequence[Se
     }
     chain = None
     if score is not None:
-        from logad.scoring import score_outputs
+        from logad.live_scoring import score_outputs
 
         chain = Chain(SESSIONS, score, score_outputs(warehouse))
     query = write_stream_tables(cut, outputs, warehouse.checkpoint(query_name), query_name=query_name,

@@ -1,5 +1,6 @@
 """Shipping log files into Kafka (``logad ship``): Filebeat's role for hosts without Filebeat."""
 
-from logad.ship.shipper import ShipConfig, ShipError, Shipper, Stats
+from logad.errors import ShipError
+from logad.ship.shipper import ShipConfig, Shipper, Stats
 
 __all__ = ["ShipConfig", "Shipper", "ShipError", "Stats"]

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from logad.errors import ConfigError, LogadError
+from logad.errors import ConfigError, ShipError
 from logad.produce import send
 from logad.ship.registry import FileState, Registry
 
@@ -43,10 +43,6 @@ READ_CHUNK = 1 << 20
 # librdkafka's message.max.bytes and Kafka's max.message.bytes default to about 1 MB; a record
 # (plus its key and headers) must fit under both.
 MAX_RECORD_BYTES = 512 * 1024
-
-
-class ShipError(LogadError):
-    """The shipper could not deliver records."""
 
 
 @dataclass(frozen=True)

@@ -279,3 +279,16 @@ class TemplateStage:
     def current(self) -> dict[str, str]:
         """Template id -> text of the templates in use now (not merged into another)."""
         return {template_id(t): t for t in self._known if self._canonical(t) == t}
+
+
+def read_templates(uri: str) -> list[dict[str, Any]]:
+    """Every row of the ``templates`` table at ``uri`` (read with delta-rs, no SparkSession),
+    most frequent first."""
+    from deltalake import DeltaTable
+
+    from logad.errors import DeltaError
+
+    if not DeltaTable.is_deltatable(uri):
+        raise DeltaError(f"no templates table at {uri}: run 'logad ingest' first (or check --warehouse)")
+    rows: list[dict[str, Any]] = DeltaTable(uri).to_pyarrow_table().to_pylist()
+    return sorted(rows, key=lambda r: -r["count"])

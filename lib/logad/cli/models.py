@@ -1,0 +1,183 @@
+"""``logad train``, ``retrain``, ``promote``, ``evaluate``: models from the ``sessions`` table,
+their promotion, and the evaluation protocols."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from logad.cli.common import default, spark_args
+
+if TYPE_CHECKING:
+    from logad.models.train_job import TrainJob
+
+
+def add(sub: Any) -> None:
+    from logad.models.evaluate import PROTOCOLS, evaluate
+    from logad.models.retrain import METRICS
+
+    tr = sub.add_parser("train", help="train a model from a pinned sessions version across Spark (TorchDistributor)")
+    spark_args(tr)
+    train_args(tr)
+    tr.add_argument("--promote", action="store_true", help="promote the new version (what 'logad score' uses)")
+    tr.set_defaults(func=cmd_train)
+
+    rt = sub.add_parser("retrain", help="train a candidate on the latest sessions, compare it with the promoted "
+                        "model on the same held-out sessions, promote if not worse; recorded in MLflow")
+    spark_args(rt)
+    train_args(rt, pinned=False)
+    rt.add_argument("--metric", choices=list(METRICS),
+                    help="compared on the held-out sessions (default spark.logad.retrain.metric, else f1)")
+    rt.add_argument("--max-drop", type=float,
+                    help="promote when candidate >= current - this (default spark.logad.retrain.maxDrop, else 0)")
+    rt.add_argument("--mlflow-uri", help="MLflow tracking + registry URI (default $MLFLOW_TRACKING_URI, "
+                    "else sqlite:///<models-dir>/mlflow.db)")
+    rt.add_argument("--experiment", help="MLflow experiment (default logad-<model>-<system>)")
+    rt.add_argument("--registered-model", help="MLflow registered model (default logad-<model>-<system>)")
+    rt.set_defaults(func=cmd_retrain, version=None)
+
+    pr = sub.add_parser("promote", help="make a model version the one the stream scores with")
+    spark_args(pr)
+    pr.add_argument("--model", default="att_gru")
+    pr.add_argument("--version", type=int, required=True)
+    pr.add_argument("--models-dir", help="default <warehouse>/models")
+    pr.add_argument("--reason", default="logad promote")
+    pr.set_defaults(func=cmd_promote)
+
+    v = sub.add_parser("evaluate", help="P, R, F1, ROC-AUC of the models and baselines on a protocol")
+    v.add_argument("--protocol", choices=list(PROTOCOLS), default="hdfs-blocks")
+    v.add_argument("--data", help="hdfs-*, bgl-*: the shared data folder with HDFS/, BGL/ (default $LOGAD_DATA or "
+                   "../shared/data); spark-lab*: a lab corpus (default the committed data/samples/spark_lab)")
+    v.add_argument("--models", default="pca,logreg,tree,att_gru,att_lstm,gru,lstm,transformer_gru")
+    v.add_argument("--seeds", default="0,1,2", help="comma-separated; mean and spread over them")
+    v.add_argument("--epochs", type=int, default=20)
+    v.add_argument("--batch-size", type=int, default=128,
+                   help="the paper's 2048 gives a few steps per epoch on these data sizes")
+    v.add_argument("--unit", choices=["session", "window"], default=default(evaluate, "unit"))
+    v.add_argument("--repeats", action="store_true", help="collapse repeated events (count as input)")
+    v.add_argument("--paper-attention", action="store_true",
+                   help="y = alpha x exactly as the paper writes it (default scales by the length)")
+    v.set_defaults(func=cmd_evaluate)
+
+
+def train_args(tr: argparse.ArgumentParser, pinned: bool = True) -> None:
+    """The arguments of a training job (``logad train``, ``logad retrain``), defaults from TrainJob."""
+    from logad.models.sequence import KINDS
+    from logad.models.train_job import TrainJob
+
+    def d(name: str) -> Any:
+        return default(TrainJob, name)
+
+    tr.add_argument("--system", default=d("system"), help=f"sessions of this system (default {d('system')})")
+    tr.add_argument("--table", default=d("table"))
+    if pinned:
+        tr.add_argument("--version", type=int, help="the sessions table version (default the latest, recorded)")
+    tr.add_argument("--model", choices=list(KINDS), default=d("model"))
+    tr.add_argument("--unit", choices=["window", "session"], default=d("unit"),
+                    help="sliding windows (the paper's) or whole sessions")
+    tr.add_argument("--window", type=int, default=d("window"))
+    tr.add_argument("--split", choices=["session", "time"], default=d("split"),
+                    help="by session hash (unseen sessions in test) or chronological (earliest trains)")
+    tr.add_argument("--train-fraction", type=float, default=d("train_fraction"))
+    tr.add_argument("--valid-fraction", type=float, default=d("valid_fraction"))
+    tr.add_argument("--seed", type=int, default=d("seed"))
+    tr.add_argument("--epochs", type=int, default=d("epochs"))
+    tr.add_argument("--batch-size", type=int, default=d("batch_size"), help="global; each process takes its share")
+    tr.add_argument("--lr", type=float, default=d("lr"))
+    tr.add_argument("--patience", type=int, default=d("patience"),
+                    help="epochs without a better validation F1 (or a lower validation loss at that F1)")
+    tr.add_argument("--embed-dim", type=int, default=d("embed_dim"))
+    tr.add_argument("--repeats", action="store_true", default=d("repeats"),
+                    help="collapse repeated events (count as input)")
+    tr.add_argument("--max-len", type=int, default=d("max_len"))
+    tr.add_argument("--num-processes", type=int, default=d("num_processes"), help="TorchDistributor processes")
+    tr.add_argument("--use-gpu", action="store_true", default=d("use_gpu"), help="one GPU per process (NCCL)")
+    tr.add_argument("--label-source", action="append", help="keep sessions labelled by this source (repeatable)")
+    tr.add_argument("--models-dir", help="where versioned models go (default <warehouse>/models)")
+    tr.add_argument("--no-resume", action="store_true", help="ignore a checkpoint of an interrupted run")
+
+
+def train_job(a: argparse.Namespace) -> TrainJob:
+    from logad.models.train_job import TrainJob
+
+    return TrainJob(system=a.system, table=a.table, version=a.version, model=a.model, unit=a.unit,
+                    window=a.window, split=a.split, train_fraction=a.train_fraction,
+                    valid_fraction=a.valid_fraction, seed=a.seed, epochs=a.epochs, batch_size=a.batch_size,
+                    lr=a.lr, patience=a.patience, embed_dim=a.embed_dim, repeats=a.repeats, max_len=a.max_len,
+                    num_processes=a.num_processes, use_gpu=a.use_gpu, label_sources=tuple(a.label_source or ()),
+                    models_dir=a.models_dir, resume=not a.no_resume)
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from logad.config import Warehouse
+    from logad.models.train_job import run_train
+    from logad.spark_session import get_spark
+
+    job = train_job(a)
+    spark = get_spark("logad-train", master=a.master)
+    s = run_train(spark, Warehouse(a.warehouse), job)
+    m = s["metrics"]
+    print(f"{s['model']} v{s['version']}: {s['artifact']}")
+    print(f"  data {s['data_version']}  code {s['code_version']}  best epoch {s['best_epoch'] + 1}  "
+          f"threshold {s['threshold']:.4f}  {s['seconds']:.0f} s")
+    if a.promote:
+        from logad.models.registry import promote
+
+        promote(Path(s["artifact"]).parents[2], s["model"], s["version"], "logad train --promote")
+        print(f"  promoted: {s['model']} v{s['version']} is what 'logad score' uses now")
+    for part in ("valid", "test", "prefix"):
+        if f"{part}_f1" in m:
+            print(f"  {part:<6} P {m[part + '_precision']:.4f}  R {m[part + '_recall']:.4f}  "
+                  f"F1 {m[part + '_f1']:.4f}  AUC {m[part + '_auc']:.4f}  "
+                  f"({m[part + '_sessions']:.0f} sessions, {m[part + '_anomalies']:.0f} abnormal)")
+    return 0
+
+
+def cmd_retrain(a: argparse.Namespace) -> int:
+    from logad.config import Warehouse
+    from logad.models.retrain import PromotionRule, run_retrain
+    from logad.spark_session import get_spark
+
+    job = train_job(a)
+    spark = get_spark("logad-retrain", master=a.master)
+    rule = PromotionRule.from_conf(spark, a.metric, a.max_drop)
+    r = run_retrain(spark, Warehouse(a.warehouse), job, rule, a.mlflow_uri, a.experiment, a.registered_model)
+    h = r["held_out"]
+    print(f"{r['model']} v{r['candidate_version']} {r['decision'].upper()}: {r['reason']}")
+    print(f"  held-out: {h['sessions']} {r['system']} sessions ({h['abnormal']} abnormal) neither model trained on")
+    for who, m in (("candidate", r["candidate_metrics"]), ("current", r["current_metrics"])):
+        if m:
+            v = r["candidate_version"] if who == "candidate" else r["current_version"]
+            print(f"  {who:<9} v{v}: P {m['precision']:.4f}  R {m['recall']:.4f}  F1 {m['f1']:.4f}  "
+                  f"AUC {m['auc']:.4f}")
+    ml = r["mlflow"]
+    print(f"  MLflow: {ml['tracking_uri']} run {ml['run_id']}, {ml['registered_model']} "
+          f"version {ml['registered_version']}{' (alias champion)' if r['decision'] == 'promoted' else ''}")
+    return 0
+
+
+def cmd_promote(a: argparse.Namespace) -> int:
+    from logad.models.registry import info, promote
+
+    root = Path(a.models_dir or Path(a.warehouse) / "models")
+    path = promote(root, a.model, a.version, a.reason)
+    m = info(root, a.model, a.version).get("metrics", {})
+    print(f"{a.model} v{a.version} promoted ({path}); test F1 {m.get('test_f1', float('nan')):.4f}")
+    return 0
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from logad.models.evaluate import evaluate, table, to_json
+
+    data = a.data
+    if data is None:
+        data = (str(Path(__file__).resolve().parents[3] / "data" / "samples" / "spark_lab")
+                if a.protocol.startswith("spark-lab") else os.environ.get("LOGAD_DATA", "../shared/data"))
+    result = evaluate(a.protocol, data, [m.strip() for m in a.models.split(",") if m.strip()],
+                      [int(s) for s in a.seeds.split(",")], a.epochs, a.unit, a.repeats,
+                      batch_size=a.batch_size, attention_scale=not a.paper_attention)
+    print(table(result))
+    print(to_json(result))
+    return 0

@@ -1,0 +1,301 @@
+"""``logad train``: a model from a pinned version of the ``sessions`` table, trained across Spark.
+
+1. Read version V of ``sessions`` (the latest unless pinned) for one system; ``templates`` gives
+   each template's text, word2vec turns them into vectors (:mod:`logad.models.vectors`).
+2. Split by session (hash of id and seed: every test session is unseen) or by time (earliest
+   part for training), build windows or whole sessions on the executors
+   (:func:`logad.models.inputs.inputs`).
+3. petastorm (``make_spark_converter``) writes the training rows once as Parquet under the
+   warehouse; each of ``num_processes`` TorchDistributor ranks reads its shard through a torch
+   DataLoader, trains with DDP (gloo on CPU, NCCL on GPUs), validates every epoch, stops early,
+   checkpoints every epoch and resumes from the checkpoint when it is run again on the same data.
+4. The model is scored on the validation and test sessions by the same pandas UDF the stream
+   uses (:mod:`logad.models.inference`); the threshold is the validation F1 optimum over sessions;
+   test P/R/F1/AUC, and on the prefix before each session's first label-defining line when the
+   labels come with one.
+5. Rank 0's weights go into a versioned artifact ``<models>/<model>/v<N>/model.pt`` (weights,
+   config, vocabulary and vectors, word vectors, threshold, metrics, ``sessions@vV``, git commit)
+   with a readable ``model.json``; the vectors also go to the ``template_vectors`` table.
+
+Example:
+    >>> summary = run_train(spark, Warehouse("/data/logad"), TrainJob(system="hdfs", epochs=10))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import subprocess
+import time
+import uuid
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from logad.config import Warehouse
+from logad.errors import ConfigError, LogadError
+
+if TYPE_CHECKING:
+    import torch
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+TEMPLATE_VECTORS = "template_vectors"
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """What to train on and how (model defaults: the first paper's Table 2)."""
+
+    system: str = "hdfs"
+    table: str = "sessions"
+    version: int | None = None  # the sessions table version; None = the latest, recorded
+    model: str = "att_gru"
+    unit: str = "window"  # window (the paper's) or session
+    window: int = 10
+    split: str = "session"  # session (hash) or time (chronological)
+    train_fraction: float = 0.6
+    valid_fraction: float = 0.2
+    seed: int = 0
+    epochs: int = 30
+    batch_size: int = 2048
+    lr: float = 1e-3
+    patience: int = 5
+    embed_dim: int = 32
+    repeats: bool = False
+    max_len: int = 512
+    num_processes: int = 2
+    use_gpu: bool = False
+    label_sources: tuple[str, ...] = ()  # keep sessions labelled by these (e.g. hdfs:<file>); () = all
+    models_dir: str | None = None  # default <warehouse>/models
+    resume: bool = True
+
+    def __post_init__(self) -> None:
+        if self.num_processes < 1:
+            raise ConfigError(f"num_processes must be >= 1, got {self.num_processes}")
+
+
+class PetastormBatches:
+    """A :class:`logad.models.fit.BatchSource` over a petastorm Spark converter; picklable, so
+    it travels to the TorchDistributor ranks, each of which opens its own shard's DataLoader."""
+
+    def __init__(self, converter: Any, size: int, label_counts: list[int], repeats: bool, seed: int) -> None:
+        self.converter, self.size, self.label_counts = converter, size, label_counts
+        self.repeats, self.seed = repeats, seed
+        self._ctx: Any = None
+        self._it: Iterator[dict[str, Any]] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in ("_ctx", "_it")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _ctx=None, _it=None)
+
+    def batches(self, epoch: int, steps: int, rank: int, world: int, batch_size: int
+                ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]]:
+        if self._it is None:  # one endless shuffled reader per rank, opened on first use
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            self._ctx = self.converter.make_torch_dataloader(
+                batch_size=batch_size, num_epochs=None, workers_count=1, cur_shard=rank, shard_count=world,
+                shuffling_queue_capacity=4 * batch_size, seed=self.seed + rank)
+            self._it = iter(self._ctx.__enter__())
+        for _ in range(steps):
+            b = next(self._it)
+            yield (b["x"].long(), b["length"].long(), b["repeats"].long() if self.repeats else None,
+                   b["label"].long())
+
+    def close(self) -> None:
+        if self._ctx is not None:
+            self._ctx.__exit__(None, None, None)
+            self._ctx = self._it = None
+
+
+def code_version() -> str:
+    """The git commit of the library (``+dirty`` with local changes), else the package version."""
+    from logad import __version__
+
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True,
+                             text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return f"{__version__}+g{sha}{'.dirty' if dirty else ''}"
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+
+
+def _file_url(path: str) -> str:
+    return path if "://" in path else Path(path).absolute().as_uri()
+
+
+def _next_version(root: Path) -> int:
+    taken = [int(p.name[1:]) for p in root.glob("v*") if p.name[1:].isdigit()]
+    return max(taken, default=0) + 1
+
+
+def labelled_sessions(spark: SparkSession, uri: str, version: int, system: str,
+                      label_sources: Sequence[str] = ()) -> DataFrame:
+    """What a training job learns from: version ``version`` of the sessions table at ``uri``, one
+    system, labelled sessions only (of ``label_sources`` when given)."""
+    from pyspark.sql import functions as F
+
+    from logad.io.delta import read_table
+
+    df = read_table(spark, uri, version).where(F.col("system") == system).where("label is not null")
+    if label_sources:
+        df = df.where(F.col("label_source").isin(*label_sources))
+    return df
+
+
+def _sessions(spark: SparkSession, warehouse: Warehouse, job: TrainJob) -> tuple[DataFrame, int]:
+    from logad.io.delta import table_version
+
+    uri = warehouse.table(job.table)
+    version = job.version if job.version is not None else table_version(uri)
+    return labelled_sessions(spark, uri, version, job.system, job.label_sources), version
+
+
+def _templates(spark: SparkSession, warehouse: Warehouse, used: set[str]) -> dict[str, str]:
+    from logad.templates.stream import template_texts
+
+    texts = template_texts(spark, warehouse)
+    if texts is None:
+        raise LogadError(f"no templates table under {warehouse.root}: run 'logad ingest' first")
+    missing = used - set(texts)
+    if missing:
+        log.warning("%d template ids in the sessions are not in the templates table; they get no "
+                    "word vector (e.g. %s)", len(missing), sorted(missing)[:3])
+    return {t: texts.get(t, "") for t in used | set(texts)}
+
+
+def _session_metrics(scored: DataFrame, threshold: float | None = None) -> tuple[dict[str, float], float]:
+    """Metrics over sessions (max window score); the threshold is chosen here when not given."""
+    from logad.models.fit import best_threshold, metrics
+    from logad.models.inference import session_scores
+
+    pdf: Any = session_scores(scored).toPandas()
+    if pdf.empty:
+        return {}, threshold if threshold is not None else 0.5
+    labels, scores = pdf["label"].to_numpy(), pdf["score"].to_numpy()
+    cut = best_threshold(list(labels), scores) if threshold is None else threshold
+    m = metrics(labels, scores, cut)
+    m["sessions"] = float(len(pdf))
+    m["anomalies"] = float(labels.sum())
+    return m, cut
+
+
+def run_train(spark: SparkSession, warehouse: Warehouse, job: TrainJob) -> dict[str, Any]:
+    """Train, evaluate and register one model; returns what ``model.json`` holds."""
+    from petastorm.spark import SparkDatasetConverter, make_spark_converter
+    from pyspark.sql import functions as F
+
+    from logad.io.delta import write_small
+    from logad.models.distributed import train_with_distributor
+    from logad.models.fit import Example, TrainConfig, save_artifact
+    from logad.models.inputs import inputs, split
+    from logad.models.sequence import ModelConfig
+    from logad.models.vectors import train_vectors
+
+    started = time.perf_counter()
+    sessions, version = _sessions(spark, warehouse, job)
+    parts = split(sessions, job.split, job.seed, (job.train_fraction, job.valid_fraction)).persist()
+    counts = {(r["part"], r["label"]): r["count"] for r in parts.groupBy("part", "label").count().collect()}
+    log.info("sessions v%d of %s, system %s: %s", version, job.table, job.system,
+             ", ".join(f"{p} {counts.get((p, 0), 0)}+{counts.get((p, 1), 0)}" for p in ("train", "valid", "test")))
+    for p in ("train", "valid", "test"):
+        if not counts.get((p, 1)) or not counts.get((p, 0)):
+            raise LogadError(f"the {p} part has {counts.get((p, 0), 0)} normal and {counts.get((p, 1), 0)} "
+                             f"abnormal {job.system} sessions in {job.table} v{version}: both are needed; "
+                             "use more data or other --train-fraction/--valid-fraction")
+    used = {r[0] for r in parts.select(F.explode("template_ids")).distinct().collect()}
+    texts = _templates(spark, warehouse, used)
+    tv = train_vectors(texts, dim=job.embed_dim, seed=job.seed)
+    vocab = {t: i + 2 for i, t in enumerate(tv.ids)}
+    heads = 4 if (job.embed_dim + job.repeats) % 4 == 0 else 1
+    config = ModelConfig(kind=job.model, vocab_size=tv.size, embed_dim=job.embed_dim, window=job.window,
+                         repeats=job.repeats, heads=heads, max_len=job.max_len)
+
+    def rows(part: str, prefix: bool = False) -> DataFrame:
+        return inputs(parts.where(F.col("part") == part), vocab, unit=job.unit, window=job.window,
+                      max_len=job.max_len, repeats=job.repeats, prefix=prefix)
+
+    root = Path(job.models_dir or Path(warehouse.root) / "models") / job.model
+    root.mkdir(parents=True, exist_ok=True)
+    spark.conf.set(SparkDatasetConverter.PARENT_CACHE_DIR_URL_CONF, _file_url(str(root.parent / "_petastorm")))
+    warnings.filterwarnings("ignore", category=FutureWarning, module="petastorm")
+    train_rows = rows("train").select("x", "length", "repeats", "label")
+    n_files = max(job.num_processes * 2, spark.sparkContext.defaultParallelism)
+    converter = make_spark_converter(train_rows.repartition(n_files))  # every rank's shard has rows
+    label_counts = [int(r["count"]) for r in sorted(train_rows.groupBy("label").count().collect(),
+                                                   key=lambda r: r["label"])]
+    sid: dict[str, int] = {}
+    valid = [Example(list(r.x[:r.length]), int(r.label), list(r.repeats[:r.length]) if job.repeats else None,
+                     sid.setdefault(r.session_id, len(sid))) for r in rows("valid").collect()]
+    log.info("%s: %d training %ss (petastorm, %d files), %d validation; %d templates, %d processes%s",
+             job.model, len(converter), job.unit, n_files, len(valid), len(tv.ids), job.num_processes,
+             " on GPUs" if job.use_gpu else "")
+    checkpoint = root / f"checkpoint-{job.table}-v{version}-{job.system}-seed{job.seed}.pt"
+    if not job.resume and checkpoint.exists():
+        checkpoint.unlink()
+    train = TrainConfig(epochs=job.epochs, batch_size=job.batch_size, lr=job.lr, patience=job.patience,
+                        seed=job.seed, max_len=job.max_len, checkpoint=str(checkpoint))
+    source = PetastormBatches(converter, len(converter), label_counts, job.repeats, job.seed)
+    try:
+        result = train_with_distributor(spark, config, train, source, valid,
+                                        vectors=tv.matrix, num_processes=job.num_processes, use_gpu=job.use_gpu)
+    finally:
+        converter.delete()
+    trained_s = time.perf_counter() - started
+
+    staging = root / f".staging-{uuid.uuid4().hex[:8]}"
+    artifact = staging / "model.pt"
+    data_version = f"{warehouse.table(job.table)}@v{version}"
+    commit = code_version()
+
+    def save(metrics_: dict[str, float]) -> None:
+        save_artifact(artifact, result, metrics_=metrics_, template_ids=tv.ids, vectors=tv.matrix,
+                      word_vectors=tv.word_vectors, data_version=data_version, code_version=commit)
+
+    save({})  # scored below by the stream's UDF
+    from logad.models.inference import score_inputs
+
+    valid_m, result.threshold = _session_metrics(score_inputs(rows("valid"), str(artifact)))
+    test_m, _ = _session_metrics(score_inputs(rows("test"), str(artifact)), result.threshold)
+    has_events = parts.where("part = 'test' and label = 1 and label_event is not null").limit(1).count() > 0
+    prefix_m = (_session_metrics(score_inputs(rows("test", prefix=True), str(artifact)), result.threshold)[0]
+                if has_events else {})
+    metrics_ = {**{f"valid_{k}": v for k, v in valid_m.items()}, **{f"test_{k}": v for k, v in test_m.items()},
+                **{f"prefix_{k}": v for k, v in prefix_m.items()}}
+    save(metrics_)
+    n = _next_version(root)
+    final = root / f"v{n}"
+    summary = {
+        "model": job.model, "version": n, "artifact": str(final / "model.pt"), "data_version": data_version,
+        "code_version": commit, "job": asdict(job), "config": config.to_dict(),
+        "threshold": result.threshold, "best_epoch": result.best_epoch, "history": result.history,
+        "metrics": metrics_, "sessions": {f"{p}_{'abnormal' if y else 'normal'}": c for (p, y), c in counts.items()},
+        "train_examples": len(converter), "templates": len(tv.ids), "train_seconds": trained_s,
+        "seconds": time.perf_counter() - started, "digests": getattr(result, "digests", None),
+    }
+    (staging / "model.json").write_text(json.dumps(summary, indent=2, default=str))
+    staging.rename(final)
+    checkpoint.unlink(missing_ok=True)
+    import pyarrow as pa
+
+    vec = pa.table({"template_id": tv.ids, "text": [texts[t] for t in tv.ids],
+                    "vector": [list(map(float, tv.matrix[i + 2])) for i in range(len(tv.ids))],
+                    "model": [job.model] * len(tv.ids), "model_version": [n] * len(tv.ids)})
+    write_small(spark, warehouse.table(TEMPLATE_VECTORS), vec)
+    parts.unpersist()
+    log.info("%s v%d: test P %.4f R %.4f F1 %.4f AUC %.4f (threshold %.4f) -> %s", job.model, n,
+             test_m.get("precision", math.nan), test_m.get("recall", math.nan), test_m.get("f1", math.nan),
+             test_m.get("auc", math.nan), result.threshold, final)
+    return summary
+
+
+__all__ = ["TEMPLATE_VECTORS", "PetastormBatches", "TrainJob", "code_version", "labelled_sessions", "run_train"]
