@@ -35,17 +35,15 @@ def model_into(models: Path) -> None:
     """A small trained model registered as att_gru v1 (threshold 0) and promoted."""
     import torch
 
-    from logad.models.data import block_sessions, read_labels
-    from logad.models.evaluate import _windows
+    from logad.models.evaluate import _windows, hdfs_block_sessions
     from logad.models.fit import Example, TrainConfig, fit, save_artifact
     from logad.models.registry import promote
     from logad.models.sequence import ModelConfig
     from logad.models.vectors import train_vectors
 
     raw = ROOT / "data" / "samples"
-    with gzip.open(raw / "HDFS_blocks600.log.gz", "rt", encoding="utf-8") as f:
-        seqs, texts = block_sessions(f)
-    labels = read_labels(raw / "HDFS_blocks600.anomaly_label.csv.gz")
+    seqs, texts, labels = hdfs_block_sessions(raw / "HDFS_blocks600.log.gz",
+                                              raw / "HDFS_blocks600.anomaly_label.csv.gz")
     tv = train_vectors(texts, dim=32)
     wins = [Example(w, y) for w, y in _windows([([tv.index(t) for t in seqs[b]], labels[b])
                                                 for b in sorted(seqs) if b in labels], 10)[0]]

@@ -17,7 +17,6 @@ Prints a table and one JSON line.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import tempfile
 import time
@@ -37,17 +36,15 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from logad.models.data import block_sessions, read_labels
-    from logad.models.evaluate import _windows
+    from logad.models.evaluate import _windows, hdfs_block_sessions
     from logad.models.fit import Example, TrainConfig, encode, fit, save_artifact
     from logad.models.sequence import ModelConfig
     from logad.models.vectors import train_vectors
 
     logging.basicConfig(level=logging.WARNING)
     raw = ROOT / "data" / "samples"
-    with gzip.open(raw / "HDFS_blocks600.log.gz", "rt", encoding="utf-8") as f:
-        seqs, texts = block_sessions(f)
-    labels = read_labels(raw / "HDFS_blocks600.anomaly_label.csv.gz")
+    seqs, texts, labels = hdfs_block_sessions(raw / "HDFS_blocks600.log.gz",
+                                              raw / "HDFS_blocks600.anomaly_label.csv.gz")
     tv = train_vectors(texts, dim=32)
     sessions = [([tv.index(t) for t in seqs[b]], labels[b]) for b in sorted(seqs) if b in labels]
     wins = [Example(w, y) for w, y in _windows(sessions, 10)[0]]

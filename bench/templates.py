@@ -28,18 +28,14 @@ from _common import ROOT
 
 
 def contents(lines: int) -> list[str]:
-    import re
-
-    from logad.parse.formats import FORMATS
+    from logad.parse.formats import content_of
 
     out = []
     for name, fmt in (("HDFS_first20000.log.gz", "hdfs"), ("Spark_2k.log.gz", "spark")):
-        regex = re.compile(FORMATS[fmt].regex)
-        content = FORMATS[fmt].fields.index("content") + 1
         for raw in gzip.decompress((ROOT / "data/samples" / name).read_bytes()).decode().splitlines():
-            m = regex.match(raw)
-            if m:
-                out.append(m.group(content))
+            content = content_of(fmt, raw)  # the ingest parser's regex
+            if content is not None:
+                out.append(content)
     return [out[i % len(out)] for i in range(lines)]
 
 

@@ -33,15 +33,13 @@ def load_split(data: Path, seed: int):  # type: ignore[no-untyped-def]
     if (data / "HDFS" / "raw" / "HDFS_dev_sample.log.gz").exists():
         return hdfs_blocks(data, seed), "HDFS dev set (hdfs-blocks)"
     print(f"HDFS dev set not found under {data}: using the bundled HDFS_blocks600 sample instead")
-    import gzip
     import random
 
-    from logad.models.data import block_sessions, read_labels
+    from logad.models.evaluate import hdfs_block_sessions
 
     raw = ROOT / "data" / "samples"
-    with gzip.open(raw / "HDFS_blocks600.log.gz", "rt", encoding="utf-8") as f:
-        seqs, texts = block_sessions(f)
-    labels = read_labels(raw / "HDFS_blocks600.anomaly_label.csv.gz")
+    seqs, texts, labels = hdfs_block_sessions(raw / "HDFS_blocks600.log.gz",
+                                              raw / "HDFS_blocks600.anomaly_label.csv.gz")
     blocks = sorted(b for b in seqs if b in labels)
     random.Random(seed).shuffle(blocks)
     a, b = int(0.6 * len(blocks)), int(0.8 * len(blocks))

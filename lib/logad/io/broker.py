@@ -387,6 +387,7 @@ def create_topics(bootstrap: str, topics: dict[str, int], timeout: float = 30.0,
                   client: dict[str, str] | None = None) -> None:
     """Create ``{topic: partitions}`` that do not exist yet (existing ones are left alone), with
     the cluster's default replication factor."""
+    from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
     from logad.io.kafka import librdkafka_conf
@@ -400,6 +401,8 @@ def create_topics(bootstrap: str, topics: dict[str, int], timeout: float = 30.0,
     for topic, future in admin.create_topics(wanted, operation_timeout=timeout).items() if wanted else []:
         try:
             future.result(timeout)
-        except Exception as e:
-            if "TOPIC_ALREADY_EXISTS" not in str(e):
+        except KafkaException as e:
+            if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:  # another producer made it first: fine
                 raise BrokerError(f"cannot create topic {topic} on {bootstrap}: {e}") from e
+        except Exception as e:
+            raise BrokerError(f"cannot create topic {topic} on {bootstrap}: {e}") from e

@@ -2,11 +2,11 @@
 
 Every write is delta-spark's ``format("delta")``; streaming outputs are exactly once per
 micro-batch (the Delta sink keys commits on the query id, ``foreachBatch`` writes on
-``txnAppId``/``txnVersion``). Small driver-side tables (``templates``) are updated with MERGE.
+``txnAppId``/``txnVersion``). Small driver-side tables are written whole
+(:func:`write_small`: ``templates`` is replaced per batch) or merged by key (:func:`merge_small`).
 
-A few read-only helpers (:func:`table_exists`, :func:`table_version`, :func:`table_summary`,
-:func:`commit_info`) read the Delta log with delta-rs instead, without a SparkSession, so the CLI
-can answer about a table without starting Spark (docs/native-stack.md has the measurement).
+A few read-only helpers (:func:`table_exists`, :func:`table_version`, :func:`table_summary`) read
+the Delta log with delta-rs instead, without a SparkSession, so the CLI can answer about a table without starting Spark (docs/native-stack.md has the measurement).
 """
 
 from __future__ import annotations
@@ -340,13 +340,6 @@ def table_summary(table_uri: str) -> dict[str, object]:
     rows = pa.table(actions).column("num_records").to_pylist() if actions.num_rows else []
     return {"table": table_uri, "version": table.version(), "files": len(rows),
             "rows": int(sum(r or 0 for r in rows))}
-
-
-def commit_info(table_uri: str) -> list[dict[str, object]]:
-    """The table's history, newest first (operation, version, logad batch ids)."""
-    from deltalake import DeltaTable
-
-    return [json.loads(json.dumps(h, default=str)) for h in DeltaTable(table_uri).history()]
 
 
 def write_small(spark: SparkSession, table_uri: str, data: pa.Table,

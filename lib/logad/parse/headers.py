@@ -46,8 +46,6 @@ TS_RANGE = ("1900-01-01 00:00:00", "2262-01-01 00:00:00")  # UTC, [start, end)
 EXTRA_FIELDS = tuple(dict.fromkeys(n for f in FORMATS.values() for n in f.extra))
 EVENT_COLUMNS = ("topic", "partition", "offset", "kafka_ts", "host", "source", "file_offset",
                  "system", "ts", "level", "component", "content", "fields", "line")
-REJECT_COLUMNS = ("topic", "partition", "offset", "kafka_ts", "key", "value", "reason", "stage",
-                  "detail")
 
 
 @dataclass(frozen=True)

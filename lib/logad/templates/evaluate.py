@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import re
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,12 +146,3 @@ def averages(per_system: dict[str, Scores]) -> dict[str, float]:
     n = len(per_system)
     return {m: round(sum(getattr(s, m) for s in per_system.values()) / n, 4)
             for m in ("ga", "pa", "fga", "fta")}
-
-
-def mistakes(root: Path, parser: str, system: str, top: int = 10) -> list[tuple[int, str, str]]:
-    """The most frequent (count, true, predicted) disagreements: for tuning masks."""
-    contents, truth = load(root, system)
-    predicted = run_drain3(system, contents) if parser == "drain3" else run_ours(parser, system, contents)
-    wrong = Counter((normalize(t), normalize(p)) for t, p in zip(truth, predicted, strict=True)
-                    if normalize(t) != normalize(p))
-    return [(n, t, p) for (t, p), n in wrong.most_common(top)]

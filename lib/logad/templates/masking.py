@@ -19,6 +19,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from logad.errors import ConfigError
+from logad.parse.formats import BLOCK_ID
 
 if TYPE_CHECKING:
     from pyspark.sql import Column
@@ -58,7 +59,7 @@ _END = r"(?![A-Za-z0-9_>])"
 DEFAULT_RULES: tuple[MaskRule, ...] = (
     MaskRule("url", r"(?<=://)[^\s,;)\]'\"]+"),
     MaskRule("path", r"(?<![A-Za-z0-9_:>.])(?:/[A-Za-z0-9_.$@~+-]+){2,}/?"),
-    MaskRule("block_id", r"blk_-?\d+"),
+    MaskRule("block_id", BLOCK_ID),
     # a host name (with a dot or a hyphen) before :port or /address: msra-sa-41:9000
     MaskRule("host_port", _START + r"[A-Za-z][A-Za-z0-9]*(?:[.-][A-Za-z0-9]+)+(?=[:/]\d)"),
     MaskRule("ip", r"(?<![A-Za-z0-9_.<>])/?\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}" + _END),

@@ -1,16 +1,17 @@
-"""``logad evaluate`` on the committed HDFS excerpt (real lines, LogHub's block labels): the
-pipeline from raw lines to per-block sessions, every baseline and a sequence model, the table and
-the JSON line; missing data is a clear error."""
+"""Tier 2: ``logad evaluate`` on the committed HDFS excerpt (real lines, LogHub's block labels)
+through the product's own path (ingest parser, template stage, batch sessionizer, labels table),
+every baseline and a sequence model, the table and the JSON line; missing data is a clear error."""
 
 from __future__ import annotations
 
 import gzip
 import json
+import re
 import shutil
 from pathlib import Path
 
 from logad.cli import main
-from logad.models.data import block_sessions, read_labels
+from logad.models.evaluate import hdfs_block_sessions
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
 
@@ -26,11 +27,14 @@ def shared_layout(tmp_path: Path) -> Path:
 
 def test_block_sessions_follow_the_lines_and_match_the_labels(tmp_path):
     root = shared_layout(tmp_path)
-    with gzip.open(root / "HDFS/raw/HDFS_dev_sample.log.gz", "rt") as f:
-        seqs, texts = block_sessions(f)
-    labels = read_labels(root / "HDFS/raw/HDFS_dev_sample.anomaly_label.csv")
-    assert set(seqs) == set(labels)  # every block of the excerpt, and only those
-    assert sum(len(s) for s in seqs.values()) >= 20_000 - 100  # (a line can name two blocks)
+    seqs, texts, labels = hdfs_block_sessions(root / "HDFS/raw/HDFS_dev_sample.log.gz",
+                                              root / "HDFS/raw/HDFS_dev_sample.anomaly_label.csv")
+    assert set(seqs) == set(labels)  # every block of the excerpt, one session each, and only those
+    assert len(seqs) == 1782
+    lines = gzip.decompress((SAMPLES / "HDFS_first20000.log.gz").read_bytes()).decode().splitlines()
+    named = sum(len(set(re.findall(r"blk_-?\d+", ln))) for ln in lines)  # a line may name two blocks
+    assert sum(len(s) for s in seqs.values()) == named
+    assert all(t in texts for s in seqs.values() for t in s)  # every id resolves to its template
     assert any(t.startswith("Receiving block <*> src:") for t in texts.values())
     assert sum(labels.values()) == 43
 
@@ -62,8 +66,11 @@ def test_bgl_chrono_trains_on_the_past_and_tests_on_the_future(tmp_path, capsys)
     (tmp_path / "BGL" / "BGL_2k.log").write_text("\n".join(lines[1::2] + lines[::2]) + "\n")
     split = bgl_chrono(tmp_path, seed=0)
     assert (len(split.train), len(split.valid), len(split.test)) == (120, 40, 40)
-    # a window is abnormal iff one of its 10 lines (in time order) is an alert
-    ordered = sorted((int(x.split()[1]), n, x.split()[0] != "-") for n, x in enumerate(lines))
+    # a window is abnormal iff one of its 10 lines in event-time order (the epoch seconds plus the
+    # local time's microseconds, ties in file order) is an alert
+    on_disk = lines[1::2] + lines[::2]
+    ordered = sorted((int(x.split()[1]) * 10**6 + int(x.split()[4][-6:]), n, x.split()[0] != "-")
+                     for n, x in enumerate(on_disk))
     truth = [int(any(a for _, _, a in ordered[i:i + 10])) for i in range(0, 2000, 10)]
     assert [y for _, y in split.train + split.valid + split.test] == truth
     assert sum(truth) == 40 and sum(truth[160:]) >= 1  # the test part has alerts to find
