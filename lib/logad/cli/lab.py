@@ -10,7 +10,7 @@ from logad.cli.common import default, kafka_args
 
 
 def add(sub: Any) -> None:
-    from logad.lab.corpus import LabConfig
+    from logad.lab.corpus import LabConfig, replay
 
     lab = sub.add_parser("lab", help="the Spark lab: real Spark runs with injected faults -> a labelled "
                          "corpus of executor logs").add_subparsers(dest="action", required=True)
@@ -39,7 +39,7 @@ def add(sub: Any) -> None:
     lp = lab.add_parser("replay", help="ship a corpus's logs into Kafka, one host per worker")
     lp.add_argument("corpus")
     kafka_args(lp)
-    lp.add_argument("--topic-prefix", default="logs")
+    lp.add_argument("--topic-prefix", default=default(replay, "topic_prefix"))
     lp.set_defaults(func=cmd_lab_replay)
 
 

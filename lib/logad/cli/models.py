@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 def add(sub: Any) -> None:
     from logad.models.evaluate import PROTOCOLS, evaluate
     from logad.models.retrain import METRICS
+    from logad.models.train_job import TrainJob
 
     tr = sub.add_parser("train", help="train a model from a pinned sessions version across Spark (TorchDistributor)")
     spark_args(tr)
@@ -40,7 +41,7 @@ def add(sub: Any) -> None:
 
     pr = sub.add_parser("promote", help="make a model version the one the stream scores with")
     spark_args(pr)
-    pr.add_argument("--model", default="att_gru")
+    pr.add_argument("--model", default=default(TrainJob, "model"))
     pr.add_argument("--version", type=int, required=True)
     pr.add_argument("--models-dir", help="default <warehouse>/models")
     pr.add_argument("--reason", default="logad promote")
@@ -50,10 +51,11 @@ def add(sub: Any) -> None:
     v.add_argument("--protocol", choices=list(PROTOCOLS), default="hdfs-blocks")
     v.add_argument("--data", help="hdfs-*, bgl-*: the shared data folder with HDFS/, BGL/ (default $LOGAD_DATA or "
                    "../shared/data); spark-lab*: a lab corpus (default the committed data/samples/spark_lab)")
-    v.add_argument("--models", default="pca,logreg,tree,att_gru,att_lstm,gru,lstm,transformer_gru")
-    v.add_argument("--seeds", default="0,1,2", help="comma-separated; mean and spread over them")
-    v.add_argument("--epochs", type=int, default=20)
-    v.add_argument("--batch-size", type=int, default=128,
+    v.add_argument("--models", default=",".join(default(evaluate, "models")))
+    v.add_argument("--seeds", default=",".join(map(str, default(evaluate, "seeds"))),
+                   help="comma-separated; mean and spread over them")
+    v.add_argument("--epochs", type=int, default=default(evaluate, "epochs"))
+    v.add_argument("--batch-size", type=int, default=default(evaluate, "batch_size"),
                    help="the paper's 2048 gives a few steps per epoch on these data sizes")
     v.add_argument("--unit", choices=["session", "window"], default=default(evaluate, "unit"))
     v.add_argument("--repeats", action="store_true", help="collapse repeated events (count as input)")

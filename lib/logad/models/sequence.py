@@ -73,7 +73,7 @@ class ModelConfig:
     heads: int = 4  # transformer_gru only
     encoder_layers: int = 1  # transformer_gru only
     max_len: int = 512  # transformer_gru positions; longer sessions are cut by the data side
-    freeze_embeddings: bool = False  # True keeps the word2vec vectors as they are (see README)
+    freeze_embeddings: bool = False  # True keeps the word2vec vectors as they are (see docs/models.md)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

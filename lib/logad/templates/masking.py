@@ -73,7 +73,7 @@ DEFAULT_RULES: tuple[MaskRule, ...] = (
 )
 
 # Additions for systems whose variables the defaults miss (chosen on the loghub 2k development
-# data, the same for every parser; see README "Templates").
+# data, the same for every parser; see docs/templates.md).
 PRESETS: Mapping[str, tuple[MaskRule, ...]] = {
     "default": DEFAULT_RULES,
 }

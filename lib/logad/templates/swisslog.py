@@ -25,7 +25,7 @@
    share and ``<*>`` elsewhere (for two templates this is what "taken from the template with
    the highest pairwise similarity sum" gives). ``merge_threshold=None`` turns merging off.
    Default 0.8, chosen on the 2k development data (average GA 0.64 without merging, 0.69 at
-   0.7, 0.74 at 0.8); see README "Templates".
+   0.7, 0.74 at 0.8); see docs/templates.md.
 """
 
 from __future__ import annotations
