@@ -66,7 +66,7 @@ def add(sub: Any) -> None:
 
 def train_args(tr: argparse.ArgumentParser, pinned: bool = True) -> None:
     """The arguments of a training job (``logad train``, ``logad retrain``), defaults from TrainJob."""
-    from logad.models.sequence import KINDS
+    from logad.models import KINDS
     from logad.models.train_job import TrainJob
 
     def d(name: str) -> Any:

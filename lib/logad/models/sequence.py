@@ -50,8 +50,7 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from logad.errors import ConfigError
-
-KINDS = ("att_gru", "att_lstm", "gru", "lstm", "transformer_gru")
+from logad.models import KINDS  # declared there: the CLI reads it without loading torch
 
 
 @dataclass(frozen=True)
