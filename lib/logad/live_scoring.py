@@ -176,21 +176,27 @@ class ScoreStage:
         """Vocabulary with this batch's unseen templates appended, their vectors, and the set."""
         import numpy as np
 
-        from logad.templates.stream import template_texts
 
         cur = self.current
         assert cur is not None
         unseen = sorted(ids - set(cur.vocab))
         if not unseen:
             return cur.vocab, None, set()
-        if set(unseen) - set(self.texts):
-            self.texts = template_texts(self.spark, self.warehouse) or self.texts
+        self._texts_for(set(unseen))
         vocab = dict(cur.vocab)
         base = cur.model.config.vocab_size
         for j, t in enumerate(unseen):
             vocab[t] = base + j
         extra = np.stack([self._nearest(self.texts.get(t, "")) for t in unseen])
         return vocab, extra, set(unseen)
+
+    def _texts_for(self, ids: set[str]) -> None:
+        """Make sure ``self.texts`` knows ``ids``: the ``templates`` table is read again only when
+        one is missing (a template mined since the last read)."""
+        from logad.templates.stream import template_texts
+
+        if ids - set(self.texts):
+            self.texts = template_texts(self.spark, self.warehouse) or self.texts
 
     def _nearest(self, text: str) -> np.ndarray:
         """An unseen template's vector: the trained vector of the known template whose word2vec
@@ -277,6 +283,7 @@ class ScoreStage:
                 failed.append(str(err))
 
         dicts = [r.asDict() for r in rows]
+        self._texts_for({t for r in dicts for t in r["template_ids"]})
         tops = top_events(cur.model, vocab, extra, dicts, unit, window, max_len, repeats, self.top_k)
         for r, top in zip(dicts, tops, strict=True):
             alert = build_alert(cur, r, top, self.texts)

@@ -89,6 +89,32 @@ def scored(spark, broker, tmp_path_factory):
     return wh, models, stage, streamed, consume_all(broker.bootstrap, alerts), stream_file
 
 
+def test_alerts_carry_template_texts_when_every_template_was_seen_in_training(spark, broker, scored):
+    """The model's own training sessions hold no template it never saw, so nothing in the batch
+    makes the stage read the templates table for unseen ones; the alerts still name each top
+    event's template (a review found every alert with template = null this way)."""
+    from logad.io.broker import create_topics
+    from logad.io.delta import read_table
+    from logad.live_scoring import ScoreStage
+    from logad.templates.stream import template_texts
+
+    wh, models, _, _, _, _ = scored
+    topic = new_topic("alerts")
+    create_topics(broker.bootstrap, {topic: 1})
+    stage = ScoreStage(spark, wh, "att_gru", "promoted", str(models), broker.bootstrap, topic)
+    try:
+        out = stage.apply(read_table(spark, wh.table("train_sessions")).where("label = 1"), 0, "t")
+        assert out.where("unseen_templates > 0").count() == 0
+        assert stage.alerts_sent > 0
+    finally:
+        stage.close()
+    alerts = consume_all(broker.bootstrap, topic)
+    assert len(alerts) == stage.alerts_sent
+    known = template_texts(spark, wh)
+    events = [e for a in alerts for e in a["top_events"]]
+    assert events and all(e["template"] is not None and e["template"] == known[e["template_id"]] for e in events)
+
+
 def test_the_anomalous_blocks_are_alerted_with_their_raw_lines(spark, scored):
     from logad.io.delta import read_table
 

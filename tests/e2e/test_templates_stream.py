@@ -142,7 +142,7 @@ def test_two_executors_give_the_same_ids(spark, tmp_path):
     here = run_batches(spark, Warehouse(str(tmp_path / "here")), [rows])
     (tmp_path / "rows.json").write_text(json.dumps(rows))
     env = {**os.environ, "PYTHONHASHSEED": "12345",
-           "PYTHONPATH": os.pathsep.join([str(ROOT / "lib"), str(Path(__file__).parent)])}
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "lib"), str(Path(__file__).parent), str(ROOT / "tests")])}
     out = subprocess.run([sys.executable, "-c", TWO_EXECUTORS, str(tmp_path / "rows.json"),
                           str(tmp_path / "there"), str(ROOT / "lib")],
                          env=env, capture_output=True, text=True, timeout=300, check=False)
