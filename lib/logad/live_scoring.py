@@ -176,7 +176,6 @@ class ScoreStage:
         """Vocabulary with this batch's unseen templates appended, their vectors, and the set."""
         import numpy as np
 
-
         cur = self.current
         assert cur is not None
         unseen = sorted(ids - set(cur.vocab))

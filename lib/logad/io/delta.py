@@ -6,7 +6,8 @@ micro-batch (the Delta sink keys commits on the query id, ``foreachBatch`` write
 (:func:`write_small`: ``templates`` is replaced per batch) or merged by key (:func:`merge_small`).
 
 A few read-only helpers (:func:`table_exists`, :func:`table_version`, :func:`table_summary`) read
-the Delta log with delta-rs instead, without a SparkSession, so the CLI can answer about a table without starting Spark (docs/native-stack.md has the measurement).
+the Delta log with delta-rs instead, without a SparkSession, so the CLI can answer about a table
+without starting Spark (docs/native-stack.md has the measurement).
 """
 
 from __future__ import annotations

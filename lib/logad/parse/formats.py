@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -174,7 +174,6 @@ class LogFormat:
     sessions: Mapping[str, Any] | None = None
     label_columns: tuple[str, str] | None = None
     truth: str | None = None
-    extra: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9_]*", self.name):
@@ -201,7 +200,11 @@ class LogFormat:
             raise ConfigError(f"format {self.name}: truth field {self.truth!r} is not one of {self.fields}")
         if self.sessions is not None and "kind" not in self.sessions:
             raise ConfigError(f"format {self.name}: sessions needs a kind (block, task, window, application)")
-        object.__setattr__(self, "extra", tuple(f for f in self.fields if f not in COLUMN_FIELDS))
+
+    @property
+    def extra(self) -> tuple[str, ...]:
+        """The fields kept in ``events.fields``: those without a column of their own."""
+        return tuple(f for f in self.fields if f not in COLUMN_FIELDS)
 
 
 _FORMATS = (
