@@ -167,9 +167,9 @@ def _model_stages(spark: Any, warehouse: Warehouse, samples: Path, bootstrap: st
     log.info("[4/7] sessions: HDFS blocks and Spark Task workflows, with their labels")
     for system, name in LABELS.items():
         load_labels(spark, warehouse, system, str(samples / name))
-    # LogHub labels whole HDFS blocks, which live up to two days: a block closes after 2 days idle
+    # the default rules: an HDFS block is one session (it closes after a day without a line)
     sessions = sessionize(read_table(spark, warehouse.table("events")),
-                          [rules_for("hdfs", idle_s=2 * 86400), rules_for("spark")], read_labels(spark, warehouse))
+                          [rules_for("hdfs"), rules_for("spark")], read_labels(spark, warehouse))
     write_table(sessions, warehouse.table(SESSIONS))
     sess = read_table(spark, warehouse.table(SESSIONS))
     by = {(r["system"], r["label_source"]): (r["n"], r["bad"]) for r in sess.groupBy("system", "label_source").agg(

@@ -13,7 +13,8 @@ can lead back to the raw line.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from logad.config import KafkaSource, Warehouse
 from logad.io.kafka import read_kafka
@@ -85,9 +86,81 @@ def _settle(query: StreamingQuery, settle_s: float) -> None:
         time.sleep(0.1)
 
 
+@dataclass
+class Ran:
+    """What one :func:`run` of a query read: its micro-batches and their input rows (Spark's
+    ``numInputRows``, summed from the progress events of this run)."""
+
+    batches: int = 0
+    input_rows: int = 0
+
+
+class _Counter:
+    """A StreamingQueryListener summing one query's progress (every batch, not only the last
+    hundred that ``recentProgress`` keeps)."""
+
+    def __init__(self, spark: SparkSession, query_id: str) -> None:
+        from pyspark.sql.streaming import StreamingQueryListener
+
+        counter = self
+        self.ran, self.last_batch, self.spark = Ran(), -1, spark
+
+        class Listener(StreamingQueryListener):
+            def onQueryStarted(self, event: Any) -> None:
+                pass
+
+            def onQueryProgress(self, event: Any) -> None:
+                p = event.progress
+                if str(p.id) == query_id:
+                    counter.ran.batches += 1
+                    counter.ran.input_rows += int(p.numInputRows)
+                    counter.last_batch = max(counter.last_batch, int(p.batchId))
+
+            def onQueryIdle(self, event: Any) -> None:
+                pass
+
+            def onQueryTerminated(self, event: Any) -> None:
+                pass
+
+        self.listener = Listener()
+        spark.streams.addListener(self.listener)
+
+    def close(self, query: StreamingQuery, wait_s: float = 5.0) -> Ran:
+        """Wait (briefly) for the listener bus to deliver the query's last progress, then detach."""
+        import time
+
+        last = query.lastProgress
+        deadline = time.monotonic() + wait_s
+        while last and self.last_batch < last["batchId"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.spark.streams.removeListener(self.listener)
+        return self.ran
+
+
+def count_rejects(spark: SparkSession, warehouse: Warehouse, stage: str) -> int:
+    """Rows of ``rejects`` written by ``stage`` so far (0 without a table)."""
+    from pyspark.sql import functions as F
+
+    from logad.io.delta import read_table, table_exists
+
+    if not table_exists(warehouse.table(REJECTS)):
+        return 0
+    return read_table(spark, warehouse.table(REJECTS)).where(F.col("stage") == stage).count()
+
+
+def check_rejects(rejected: int, ran: Ran, what: str, max_share: float) -> str | None:
+    """The loud message when a run rejected more than ``max_share`` of what it read, else None."""
+    share = rejected / ran.input_rows if ran.input_rows else 0.0
+    log.info("%s: %d rows in, %d rejected (%.2f%%)", what, ran.input_rows, rejected, 100 * share)
+    if rejected and share > max_share:
+        return (f"{what} rejected {rejected:,} of {ran.input_rows:,} rows read ({share:.1%}, more than "
+                f"--max-reject-share {max_share:.1%}): see the rejects table's reason column")
+    return None
+
+
 def run(query: StreamingQuery, once: bool, timeout_s: int | None = None,
-        stop_timeout_s: float = 300.0, settle_s: float = 10.0) -> None:
-    """Drive a started query until it is done, stopped or failed.
+        stop_timeout_s: float = 300.0, settle_s: float = 10.0) -> Ran:
+    """Drive a started query until it is done, stopped or failed; return what it read.
 
     ``once`` processes what is there now (for a stateful query, also the batch that applies the
     final watermark, waiting up to ``settle_s``), then stops; otherwise it runs until ``timeout_s`` or a
@@ -126,6 +199,9 @@ def run(query: StreamingQuery, once: bool, timeout_s: int | None = None,
 
     in_main = threading.current_thread() is threading.main_thread()
     saved = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
+    from pyspark.sql import SparkSession
+
+    counter = _Counter(SparkSession.active(), str(query.id))
     try:
         threading.Thread(target=drive, name=f"logad-{query.name}", daemon=True).start()
         while not finished.wait(0.5):
@@ -142,6 +218,7 @@ def run(query: StreamingQuery, once: bool, timeout_s: int | None = None,
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)
+        ran = counter.close(query)
     # After a requested stop, the driving thread's error is the stop itself.
     errors: list[BaseException] = [] if requested else list(failure)
     if query.exception() is not None:
@@ -153,6 +230,7 @@ def run(query: StreamingQuery, once: bool, timeout_s: int | None = None,
         if clear is not None:
             raise clear from None
         raise error if isinstance(error, Exception) else RuntimeError(str(error))
+    return ran
 
 
 def ingest_files(spark: SparkSession, warehouse: Warehouse, files: dict[str, str], *,

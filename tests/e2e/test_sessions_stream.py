@@ -79,7 +79,8 @@ def test_the_stream_writes_what_the_batch_sessionizer_computes(spark, streamed):
 def test_hdfs_sessions_are_the_labelled_blocks_with_their_labels(spark, streamed):
     wh, _, _, files = streamed
     events = read_table(spark, wh.table("events")).where("system = 'hdfs'")
-    # a backfill with the default rules (idle 1 h) holds one session per block, as LogHub labels them
+    # a backfill with the default rules (a block closes after a day idle): one session per block,
+    # as LogHub labels them
     rows = sessionize(events, [rules_for("hdfs")], read_labels(spark, wh)).collect()
     truth = dict(line.split(",") for line in lines("HDFS_first20000.anomaly_label.csv.gz")[1:])
     assert sorted(r.key for r in rows) == sorted(truth)
@@ -90,7 +91,7 @@ def test_hdfs_sessions_are_the_labelled_blocks_with_their_labels(spark, streamed
         len(set(re.findall(r"blk_-?\d+", ln))) for ln in files["dn1"])
 
 
-def test_a_late_line_goes_to_rejects_and_a_restart_keeps_state(spark, streamed):
+def test_a_late_line_goes_to_rejects_under_late_reject_and_a_restart_keeps_state(spark, streamed):
     from pyspark.sql import functions as F
 
     from logad.io.delta import append_table
@@ -101,7 +102,8 @@ def test_a_late_line_goes_to_rejects_and_a_restart_keeps_state(spark, streamed):
     newest = events.agg(F.max("ts")).first()[0]
     late = (events.orderBy("offset").limit(1).withColumn("offset", F.lit(10**9).cast("long")))
     append_table(late, wh.table("events"))
-    run(start_sessions(spark, wh, hdfs_rules, trigger="1 second", query_name="sessions_hdfs"), once=True,
+    strict = [rules_for("hdfs", idle_s=60, watermark="30 seconds", late="reject")]  # the fixture's, strict
+    run(start_sessions(spark, wh, strict, trigger="1 second", query_name="sessions_hdfs"), once=True,
         settle_s=30)
     rejected = read_table(spark, wh.table(REJECTS)).where("reason = 'late_event'").collect()
     assert [(r.offset, r.stage) for r in rejected] == [(10**9, "sessions")]

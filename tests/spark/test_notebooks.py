@@ -44,7 +44,7 @@ def small_warehouse(spark, tmp_path_factory):
     load_labels(spark, wh, "hdfs", str(SAMPLES / "HDFS_blocks600.anomaly_label.csv.gz"))
     load_labels(spark, wh, "spark", str(lab / "truth.csv.gz"))
     write_table(sessionize(read_table(spark, wh.table("events")),
-                           [rules_for("hdfs", idle_s=2 * 86400), rules_for("spark")], read_labels(spark, wh)),
+                           [rules_for("hdfs"), rules_for("spark")], read_labels(spark, wh)),
                 wh.table("sessions"))
     return wh
 

@@ -25,7 +25,7 @@ def warehouse(spark, tmp_path_factory):
     wh = Warehouse(str(tmp_path_factory.mktemp("retrain") / "wh"))
     ingest_files(spark, wh, {str(SAMPLES / "HDFS_blocks600.log.gz"): "dn1"})
     load_labels(spark, wh, "hdfs", str(SAMPLES / "HDFS_blocks600.anomaly_label.csv.gz"))
-    sessions = sessionize(read_table(spark, wh.table("events")), [rules_for("hdfs", idle_s=2 * 86400)],
+    sessions = sessionize(read_table(spark, wh.table("events")), [rules_for("hdfs")],
                           read_labels(spark, wh)).persist()
     write_table(sessions.orderBy("session_id").limit(400), wh.table("sessions"))  # yesterday's 400 blocks
     return wh, sessions

@@ -27,7 +27,7 @@ def warehouse(spark, tmp_path_factory):
     assert counts["events"] == 11_198 and counts["rejects"] == 0
     load_labels(spark, wh, "hdfs", str(SAMPLES / "HDFS_blocks600.anomaly_label.csv.gz"))
     # a block is one session: LogHub labels whole blocks, which here span up to two days
-    sessions = sessionize(read_table(spark, wh.table("events")), [rules_for("hdfs", idle_s=2 * 86400)],
+    sessions = sessionize(read_table(spark, wh.table("events")), [rules_for("hdfs")],
                           read_labels(spark, wh))
     write_table(sessions, wh.table("sessions"))  # version 0: all 600 blocks
     write_table(sessions.orderBy("session_id").limit(100), wh.table("sessions"))  # version 1: fewer

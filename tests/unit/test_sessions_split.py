@@ -122,13 +122,13 @@ def test_micro_batch_boundaries_and_arrival_order_do_not_change_the_sessions():
 
 
 def test_a_line_later_than_the_watermark_is_returned_as_late_not_dropped():
-    z = Sessionizer(rules_for("hdfs", idle_s=5), "blk_1")
+    z = Sessionizer(rules_for("hdfs", idle_s=5, late="reject"), "blk_1")
     z.advance([ev(0, 0), ev(10, 1)], T0 + 9 * US)
     closed, late = z.advance([ev(3, 2), ev(11, 3)], T0 + 12 * US)
     assert [e.offset for e in late] == [2]
     assert [e.offset for s in z.close_all() for e in s.events] == [1, 3]
     # a key whose state is gone (its session closed): late by the watermark it arrived under
-    fresh = Sessionizer(rules_for("hdfs", idle_s=5), "blk_1")
+    fresh = Sessionizer(rules_for("hdfs", idle_s=5, late="reject"), "blk_1")
     closed, late = fresh.advance([ev(3, 4), ev(13, 5)], T0 + 12 * US, arrived_at_us=T0 + 12 * US)
     assert [e.offset for e in late] == [4] and closed == []
 
@@ -170,3 +170,63 @@ def test_bad_rules_name_the_setting(kw, word):
         SessionRules(**{"system": "x", "kind": "block", **kw})
     with pytest.raises(ConfigError, match="known"):
         rules_for("vms")
+
+
+def test_late_lines_join_their_open_block_in_time_order_by_default():
+    """A second host's lines of a block arrive after the watermark passed them: with the default
+    policy they are folded into the block's open session, in time order, and counted."""
+    z = Sessionizer(rules_for("hdfs"), "blk_1")
+    z.advance([ev(0, 0), ev(100, 1)], T0 + 200 * US)
+    closed, late = z.advance([ev(50, 2), ev(300, 3)], T0 + 400 * US, arrived_at_us=T0 + 200 * US)
+    assert late == [] and closed == []
+    (s,) = z.close_all()
+    assert [e.offset for e in s.events] == [0, 2, 1, 3] and s.late == 1
+    # the id is the opening line's, whatever came before it later
+    on_time = cut(rules_for("hdfs"), [ev(0, 0), ev(100, 1)], key="blk_1")[0]["blk_1"]
+    row = summarize("hdfs", "blk_1", s)
+    assert row["session_id"] == summarize("hdfs", "blk_1", on_time)["session_id"]
+    assert row["late_events"] == 1
+
+
+def test_a_backlog_that_drains_over_several_batches_stays_one_session():
+    """A host that was down for an hour ships its block's lines in three micro-batches, all older
+    than the watermark: they make one session, closed idle_s of stream time after the last."""
+    rules = rules_for("hdfs", idle_s=60)
+    z = Sessionizer(rules, "blk_9")
+    wm = T0 + 3600 * US
+    got = []
+    for b, (secs, offs) in enumerate([((0, 10), (0, 1)), ((20, 30), (2, 3)), ((40,), (4,))]):
+        closed, late = z.advance([ev(s, o) for s, o in zip(secs, offs, strict=True)], wm + b * 10 * US,
+                                 arrived_at_us=wm + b * 10 * US)
+        assert late == []
+        got += closed
+    assert got == []  # still open: the stream has not moved 60 s past the last arrival
+    closed, _ = z.advance([], wm + 20 * US + 61 * US, arrived_at_us=wm + 20 * US)
+    assert [(s.close_reason, [e.offset for e in s.events], s.late) for s in closed] == [("idle", [0, 1, 2, 3, 4], 5)]
+
+
+def test_late_reject_keeps_the_event_time_only_policy():
+    z = Sessionizer(rules_for("hdfs", idle_s=5, late="reject"), "blk_1")
+    z.advance([ev(0, 0), ev(10, 1)], T0 + 9 * US)
+    _, late = z.advance([ev(3, 2)], T0 + 12 * US)
+    assert [e.offset for e in late] == [2]
+
+
+def test_a_late_window_collects_its_lines_without_closing_newer_windows():
+    rules = rules_for("bgl", window_s=60)
+    z = Sessionizer(rules, "R1")
+    z.advance([ev(120, 0)], T0 + 125 * US)  # window 120 open
+    closed, late = z.advance([ev(5, 2), ev(65, 3)], T0 + 131 * US, arrived_at_us=T0 + 125 * US)
+    assert late == []
+    # the late line of window 0 was closed by the late line of window 60; window 120 stays open
+    assert [(s.name, [e.offset for e in s.events]) for s in closed] == [(str(T0), [2])]
+    assert sorted(z.open) == sorted([str(T0 + 60 * US), str(T0 + 120 * US)])
+
+
+def test_state_written_before_late_fields_existed_still_loads():
+    z = Sessionizer(rules_for("hdfs"), "blk_1")
+    z.advance([ev(0, 5), ev(1, 6)], T0 + 2 * US)
+    state = json.loads(json.dumps(z.to_state()))
+    state["o"] = [o[:6] for o in state["o"]]  # the layout of logad <= stop 28
+    (s,) = Sessionizer.from_state(rules_for("hdfs"), "blk_1", state).close_all()
+    assert s.origin == ("t", 0, 5) and s.touched is None and s.late == 0

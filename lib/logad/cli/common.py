@@ -84,3 +84,10 @@ def pairs(items: list[str], flag: str, example: str) -> dict[str, str]:
             raise ConfigError(f"{flag} {item!r}: use {example}")
         out[key] = value
     return out
+
+
+def reject_share_arg(p: argparse.ArgumentParser, what: str) -> None:
+    """``--max-reject-share``: a ``--once`` run that rejects more than that exits 3, loudly."""
+    p.add_argument("--max-reject-share", type=float, default=0.01, metavar="SHARE",
+                   help=f"with --once, exit 3 when more than this share of the rows read were rejected "
+                        f"({what}; default 0.01)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from logad.cli.common import default, kafka_args, pairs, spark_args, stream_args
+from logad.cli.common import default, kafka_args, pairs, reject_share_arg, spark_args, stream_args
 
 
 def add(sub: Any) -> None:
@@ -41,12 +41,21 @@ def add(sub: Any) -> None:
     i.add_argument("--max-line-bytes", type=int, default=most, help=f"longer records are rejected (default {most})")
     i.add_argument("--templates", choices=["drain", "swisslog"], default=default(start_ingest, "template_parser"),
                    help="template parser for events.template_id (a warehouse keeps the one it began with)")
+    reject_share_arg(i, "undecodable, too long, no header with --no-fallback")
     i.set_defaults(func=cmd_ingest)
 
 
 def cmd_ingest(a: argparse.Namespace) -> int:
     from logad.config import KafkaSource, Warehouse
-    from logad.ingest import EVENTS, RAW_LOGS, REJECTS, run, start_ingest
+    from logad.ingest import (
+        EVENTS,
+        RAW_LOGS,
+        REJECTS,
+        check_rejects,
+        count_rejects,
+        run,
+        start_ingest,
+    )
     from logad.io.delta import table_summary
     from logad.io.kafka import parse_options
     from logad.parse.headers import Parser
@@ -67,7 +76,13 @@ def cmd_ingest(a: argparse.Namespace) -> int:
     warehouse = Warehouse(a.warehouse)
     query = start_ingest(spark, source, warehouse, parser=parser, trigger=a.trigger, query_name=a.query_name,
                          template_parser=a.templates)
-    run(query, once=a.once)
+    rejected = count_rejects(spark, warehouse, "ingest") if a.once else 0
+    ran = run(query, once=a.once)
     for name in (RAW_LOGS, EVENTS, REJECTS, TEMPLATES):
         print(table_summary(warehouse.table(name)))
+    loud = check_rejects(count_rejects(spark, warehouse, "ingest") - rejected, ran, "ingest",
+                         a.max_reject_share) if a.once else None
+    if loud:
+        print(f"ERROR: {loud}")
+        return 3
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from logad.cli.common import spark_args, stream_args
+from logad.cli.common import reject_share_arg, spark_args, stream_args
 
 
 def add(sub: Any) -> None:
@@ -22,7 +22,9 @@ def add(sub: Any) -> None:
                     help="also score the sessions each batch closes, in that batch (scores table + alerts; "
                          "the model options as for `logad score`): no second query between a session and its alert")
     model_args(sr)
-    stream_args(sr, start_sessions, once_help="process what is there (and apply the final watermark), then stop")
+    stream_args(sr, start_sessions, once_help="process what is there (and apply the final watermark), then "
+                "stop, reporting the sessions still open")
+    reject_share_arg(sr, "late lines (--late reject)")
     sr.set_defaults(func=cmd_sessions_run)
 
     sb = ss.add_parser("backfill", help="batch sessions from an events snapshot (same cutting as run)")
@@ -48,7 +50,7 @@ def add(sub: Any) -> None:
 
 def rules_args(p: argparse.ArgumentParser) -> None:
     """The session-cutting overrides; unset ones keep each system's defaults (logad.parse.formats)."""
-    from logad.sessions.rules import ATTACH, DEFAULTS
+    from logad.sessions.rules import ATTACH, DEFAULTS, LATE
 
     spark_args(p)
     p.add_argument("--system", action="append", choices=list(DEFAULTS),
@@ -59,7 +61,12 @@ def rules_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window-s", type=float, help="window kinds (bgl, thunderbird, zookeeper): window length")
     p.add_argument("--window-lines", type=int, help="window kinds: also cut every N lines")
     p.add_argument("--attach", choices=list(ATTACH), help="spark: where a line naming no task goes (default hints)")
-    p.add_argument("--watermark", help="how late a line may come, e.g. '1 minute'")
+    p.add_argument("--watermark", help="how far behind the newest event time a line may come and still be "
+                   "folded in exact time order, e.g. '1 minute'")
+    p.add_argument("--late", choices=list(LATE),
+                   help="a line later than that: join (default) its session anyway, counted in late_events; "
+                        "reject it to the rejects table (late_event)")
+
 
 
 def session_rules(a: argparse.Namespace) -> list[Any]:
@@ -68,24 +75,25 @@ def session_rules(a: argparse.Namespace) -> list[Any]:
     overrides = {k: v for k, v in (("idle_s", a.idle_s), ("max_duration_s", a.max_duration_s),
                                    ("max_events", a.max_events), ("window_s", a.window_s),
                                    ("window_lines", a.window_lines), ("attach", a.attach),
-                                   ("watermark", a.watermark)) if v is not None}
+                                   ("watermark", a.watermark), ("late", a.late)) if v is not None}
     return [rules_for(system, **overrides) for system in (a.system or DEFAULTS)]
 
 
 def cmd_sessions_run(a: argparse.Namespace) -> int:
     from logad.cli.score import print_scored, score_stage
     from logad.config import Warehouse
-    from logad.ingest import REJECTS, run
+    from logad.ingest import REJECTS, check_rejects, count_rejects, run
     from logad.io.delta import table_summary
-    from logad.sessions.spark import SESSIONS, start_sessions
+    from logad.sessions.spark import SESSIONS, open_sessions, start_sessions
     from logad.spark_session import get_spark
 
     spark = get_spark("logad-sessions", master=a.master)
     warehouse = Warehouse(a.warehouse)
     stage = score_stage(spark, warehouse, a) if a.score else None
+    rejected = count_rejects(spark, warehouse, "sessions") if a.once else 0
     try:
-        run(start_sessions(spark, warehouse, session_rules(a), trigger=a.trigger, query_name=a.query_name,
-                           score=stage), once=a.once)
+        ran = run(start_sessions(spark, warehouse, session_rules(a), trigger=a.trigger, query_name=a.query_name,
+                                 score=stage), once=a.once)
     finally:
         if stage is not None:
             stage.close()
@@ -93,6 +101,20 @@ def cmd_sessions_run(a: argparse.Namespace) -> int:
         print(table_summary(warehouse.table(name)))
     if stage is not None:
         print_scored(warehouse, stage)
+    if not a.once:
+        return 0
+    still = open_sessions(spark, warehouse.checkpoint(a.query_name))
+    for system, o in sorted(still.items()):
+        print(f"still open in {a.query_name}'s state: {system}: {o['open']:,} sessions (oldest from {o['oldest']}), "
+              f"{o['pending']:,} lines waiting for the watermark; they close when later events or their "
+              "deadlines pass")
+    if not any(o["open"] or o["pending"] for o in still.values()):
+        print(f"nothing left open in {a.query_name}'s state")
+    loud = check_rejects(count_rejects(spark, warehouse, "sessions") - rejected, ran, "sessions run",
+                         a.max_reject_share)
+    if loud:
+        print(f"ERROR: {loud}")
+        return 3
     return 0
 
 

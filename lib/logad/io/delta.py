@@ -193,8 +193,9 @@ def write_stream_tables(df: DataFrame, outputs: Mapping[str, tuple[str, Callable
 
     def write(name: str, uri: str, out: DataFrame, batch_id: int, app_id: str, timings: list[str]) -> None:
         t = time.perf_counter()
-        (out.write.format("delta").option("txnAppId", app_id)
-         .option("txnVersion", batch_id).mode("append").save(uri))
+        # mergeSchema: a column added in a later logad version is added to an existing table
+        (out.write.format("delta").option("txnAppId", app_id).option("txnVersion", batch_id)
+         .option("mergeSchema", "true").mode("append").save(uri))
         timings.append(f"{name} {time.perf_counter() - t:.2f}s")
 
     def write_all(todo: list[tuple[str, str, DataFrame]], batch_id: int, app_id: str, timings: list[str]) -> None:

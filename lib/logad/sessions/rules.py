@@ -20,6 +20,7 @@ from logad.parse.formats import BLOCK_ID, FORMATS
 
 KINDS = ("block", "task", "window", "application")
 ATTACH = ("paper", "hints")
+LATE = ("join", "reject")
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,14 @@ class SessionRules:
             open, no hint) to every open task as the paper does.
         key_pattern: ``block`` kind: the regex whose matches name a line's sessions (a line
             may name several); an HDFS block id by default.
-        watermark: how late (event time) a line may arrive and still join its session; older
-            lines go to ``rejects`` as ``late_event``. Spark's ``withWatermark`` delay.
+        watermark: how far behind the newest event time (Spark's ``withWatermark`` delay) a line
+            may arrive and still be folded in exact event-time order, as the batch sessionizer
+            would; what comes later is *late*.
+        late: what a late line does. ``join`` (default): it is still sessionized, into its key's
+            open session in time order or a new one that waits ``idle_s`` of stream time after
+            its last late line, and counted in the session's ``late_events``: a host that fell
+            behind or ships its history later loses nothing. ``reject``: it goes to ``rejects``
+            as ``late_event`` (sessions stay a pure function of event time).
     """
 
     system: str
@@ -60,6 +67,7 @@ class SessionRules:
     attach: str = "hints"
     watermark: str = "1 minute"
     key_pattern: str = BLOCK_ID
+    late: str = "join"
 
     def __post_init__(self) -> None:
         if not self.system:
@@ -77,6 +85,8 @@ class SessionRules:
             raise ConfigError(f"SessionRules.window_key={self.window_key!r}: use node or all")
         if self.attach not in ATTACH:
             raise ConfigError(f"SessionRules.attach={self.attach!r}: use paper or hints")
+        if self.late not in LATE:
+            raise ConfigError(f"SessionRules.late={self.late!r}: use join or reject")
         watermark_seconds(self.watermark)
         import re
 

@@ -9,8 +9,9 @@
   :class:`logad.sessions.split.Sessionizer` per key, keys hashed into buckets (a Python call per
   bucket, not per key), their state (JSON) in Spark's state store and checkpoint, so work spreads
   over executors by key and survives restarts. Closed sessions go to
-  the ``sessions`` table, lines that came later than the watermark to ``rejects``
-  (``late_event``), each exactly once per micro-batch.
+  the ``sessions`` table exactly once per micro-batch. Lines that came later than the watermark
+  still join their sessions (``SessionRules.late="join"``, counted in ``late_events``), or go to
+  ``rejects`` as ``late_event`` under ``late="reject"``.
 - :func:`sessionize`: the batch sessionizer over an ``events`` snapshot (backfill, retraining):
   ``groupBy(system, bucket).applyInPandas`` running the same Sessionizer with the watermark the
   stream would have reached, so both give the same sessions (a test checks it on real data).
@@ -53,7 +54,7 @@ CUT_SCHEMA = (
     "kind string, session_id string, system string, key string, name string, task string, "
     "hosts array<string>, start_us long, end_us long, n_events int, template_ids array<string>, "
     "event_us array<long>, topics array<string>, partitions array<int>, offsets array<long>, "
-    "close_reason string, duplicates int, shared_events int, rule_label int, rule_event int, "
+    "close_reason string, duplicates int, shared_events int, late_events int, rule_label int, rule_event int, "
     "truth_label int, truth_event int")
 STATE_SCHEMA = "blob string"
 BUCKETS = 64
@@ -249,7 +250,7 @@ def sessions_from_cut(cut: DataFrame, labels: DataFrame | None = None) -> DataFr
            .select("session_id", "system", "key", "name", "task", "hosts", *ts, "n_events",
                    "template_ids", F.transform("event_us", lambda u: F.timestamp_micros(u)).alias("event_ts"),
                    "topics", "partitions", "offsets", "close_reason", "duplicates", "shared_events",
-                   "rule_label", "rule_event", "truth_label", "truth_event"))
+                   "late_events", "rule_label", "rule_event", "truth_label", "truth_event"))
     return with_labels(out, labels).withColumn("sessionized_at", F.current_timestamp())
 
 
@@ -292,6 +293,44 @@ def late_rejects(cut: DataFrame) -> DataFrame:
                     F.lit("late_event").alias("reason"), F.lit("sessions").alias("stage"),
                     F.concat(F.lit("event time "), F.timestamp_micros("start_us").cast("string"),
                              F.lit(" at or below the watermark")).alias("detail")))
+
+
+def open_sessions(spark: SparkSession, checkpoint: str) -> dict[str, dict[str, Any]]:
+    """What a sessions query's state holds at its last committed batch, per system: ``open``
+    sessions, ``pending`` lines (not yet final under the watermark), ``oldest`` open session's
+    first event time. Read with Spark's state data source (``format("statestore")``), on the
+    executors; ``{}`` when the checkpoint holds no state yet."""
+    import pandas as pd
+
+    def count(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        acc: dict[str, list[Any]] = {}
+        for pdf in frames:
+            for system, blob in zip(pdf["system"], pdf["blob"], strict=True):
+                a = acc.setdefault(system, [0, 0, None])
+                for state, _hosts in json.loads(blob).values():
+                    a[0] += len(state["o"])
+                    a[1] += len(state["p"])
+                    for o in state["o"]:
+                        if o[1] and (a[2] is None or o[1][0][0] < a[2]):
+                            a[2] = o[1][0][0]
+        yield pd.DataFrame([[k, *v] for k, v in acc.items()], columns=["system", "open", "pending", "oldest_us"])
+
+    try:
+        state = spark.read.format("statestore").load(checkpoint)
+    except Exception as e:  # no state written yet (no batch committed), or no such checkpoint
+        log.debug("no session state under %s: %s", checkpoint, e)
+        return {}
+    from pyspark.sql import functions as F
+
+    rows = (state.select(F.col("key.system").alias("system"), F.col("value.groupState.blob").alias("blob"))
+            .mapInPandas(count, "system string, open long, pending long, oldest_us long")  # type: ignore[arg-type]
+            .groupBy("system").agg(F.sum("open").alias("open"), F.sum("pending").alias("pending"),
+                                   F.min("oldest_us").alias("oldest_us")).collect())
+    import datetime as dt
+
+    return {r["system"]: {"open": int(r["open"]), "pending": int(r["pending"]),
+                          "oldest": None if r["oldest_us"] is None else
+                          dt.datetime.fromtimestamp(r["oldest_us"] / 1e6, dt.UTC).isoformat()} for r in rows}
 
 
 def read_labels(spark: SparkSession, warehouse: Warehouse) -> DataFrame | None:

@@ -6,8 +6,14 @@ sessionizer (all of a key's events at once). That is what makes the two agree:
 
 - Events are folded in one total order, ``(ts, topic, partition, offset)``.
 - An event is folded only once it is **final**: its time is at or below the watermark, so no
-  event that sorts before it can still arrive (Spark drops rows at or below the watermark; one
-  that slips through is returned as late, for ``rejects``). Until then it waits in ``pending``.
+  event that sorts before it can still arrive. Until then it waits in ``pending``.
+- An event that arrives when it is no longer final-able (at or below what its key already folded,
+  or the watermark it came under: a host that fell behind, a second host's history) is **late**.
+  ``SessionRules.late="join"`` (the default) folds it all the same: into its key's open session in
+  time order, or into a new one, which then stays open ``idle_s`` of stream time after its last
+  late line (``touched``), so a backlog that drains over several micro-batches stays one session.
+  ``late="reject"`` returns it instead, for ``rejects`` (``late_event``): sessions are then a pure
+  function of event time, and the stream equals the batch sessionizer even on late data.
 - Sessions close on what the events say (``Finished task``, caps) or on event-time deadlines
   (idle, max duration, window end) as soon as a final event or the watermark passes them, never
   by the wall clock. Which micro-batch an event came in therefore cannot change a session.
@@ -25,6 +31,7 @@ they are counted (``unattributed``), not sessionized.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -63,6 +70,9 @@ class Session:
     shared: int = 0  # events also given to another session (the paper's attach rule)
     window_end: int | None = None
     task: str = ""
+    origin: tuple[str, int, int] | None = None  # Kafka coordinates of the line that opened it: its id
+    touched: int | None = None  # the watermark its last late line arrived under (late="join")
+    late: int = 0  # late lines folded in
 
     @property
     def start(self) -> int:
@@ -72,29 +82,49 @@ class Session:
     def last(self) -> int:
         return self.events[-1].ts
 
-    def add(self, ev: Event, shared: bool = False) -> None:
-        if ev.line_id is not None and any(e.line_id == ev.line_id for e in self.events[-64:]):
+    def add(self, ev: Event, shared: bool = False, late_at: int | None = None) -> None:
+        """Append ``ev``; a late one (``late_at``: the watermark it arrived under) is put in
+        time order instead and moves ``touched``."""
+        recent = self.events if late_at is not None else self.events[-64:]
+        if ev.line_id is not None and any(e.line_id == ev.line_id for e in recent):
             self.duplicates += 1  # the shipper re-sent a line it had sent (at-least-once)
             return
-        self.events.append(ev)
+        if self.origin is None:
+            self.origin = (ev.topic, ev.partition, ev.offset)
+        if late_at is None:
+            self.events.append(ev)
+        else:
+            bisect.insort(self.events, ev, key=order)
+            self.touched = late_at if self.touched is None else max(self.touched, late_at)
+            self.late += 1
         self.shared += shared
 
+    def _deadlines(self, rules: SessionRules) -> list[tuple[int, str]]:
+        d = [(self.last + int(rules.idle_s * US), "idle"),
+             (self.start + int(rules.max_duration_s * US), "max_duration")]
+        if self.window_end is not None:
+            d.append((self.window_end - 1, "window_end"))
+        return d
+
     def deadline(self, rules: SessionRules) -> int:
-        """The event time after which this session cannot grow."""
-        d = min(self.last + int(rules.idle_s * US), self.start + int(rules.max_duration_s * US))
-        return d if self.window_end is None else min(d, self.window_end - 1)
+        """The event time after which this session cannot grow: the first of its idle, maximum
+        and window deadlines; a session that took late lines also waits ``idle_s`` after the
+        watermark the last of them arrived under."""
+        first = min(t for t, _ in self._deadlines(rules))
+        return first if self.touched is None else max(first, self.touched + int(rules.idle_s * US))
 
     def deadline_reason(self, rules: SessionRules) -> str:
-        if self.window_end is not None and self.window_end - 1 <= self.deadline(rules):
-            return "window_end"
-        if self.last + int(rules.idle_s * US) <= self.start + int(rules.max_duration_s * US):
+        first, reason = min(self._deadlines(rules), key=lambda d: (d[0], d[1] != "window_end"))
+        if self.touched is not None and self.touched + int(rules.idle_s * US) > first:
             return "idle"
-        return "max_duration"
+        return reason
 
 
-def session_id(system: str, key: str, first: Event) -> str:
-    """Stable id: SHA-256 of system, key and the first event's Kafka coordinates."""
-    text = f"{system}\x1f{key}\x1f{first.topic}\x1f{first.partition}\x1f{first.offset}"
+def session_id(system: str, key: str, first: tuple[str, int, int]) -> str:
+    """Stable id: SHA-256 of system, key and the Kafka coordinates (topic, partition, offset) of
+    the line that opened the session (its first line, unless a late line was put before it)."""
+    topic, partition, offset = first
+    text = f"{system}\x1f{key}\x1f{topic}\x1f{partition}\x1f{offset}"
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -125,6 +155,10 @@ class Sessionizer:
         late = [e for e in events if e.ts <= floor]
         self.pending.extend(e for e in events if e.ts > floor)
         closed: list[Session] = []
+        if late and self.rules.late == "join":
+            for ev in sorted(late, key=order):
+                closed.extend(self._feed(ev, late_at=floor))
+            late = []
         if watermark_us > self.final_until:
             self.pending.sort(key=order)
             cut = 0
@@ -168,20 +202,20 @@ class Sessionizer:
         s.close_reason = reason
         return [s]
 
-    def _feed(self, ev: Event) -> list[Session]:
+    def _feed(self, ev: Event, late_at: int | None = None) -> list[Session]:
         kind = self.rules.kind
         if kind == "task":
-            return self._feed_task(ev)
+            return self._feed_task(ev, late_at)
         if kind == "window":
             start = ev.ts - ev.ts % int(self.rules.window_s * US)
             name = str(start)
             closed = []
-            for other in [n for n in self.open if n != name]:  # an older window: ended
+            for other in [n for n in self.open if int(n) < start]:  # an older window: ended
                 closed += self._close(other, "window_end")
             s = self.open.get(name)
             if s is None:
                 s = self.open[name] = Session(name, window_end=start + int(self.rules.window_s * US))
-            s.add(ev)
+            s.add(ev, late_at=late_at)
             if self.rules.window_lines and len(s.events) >= self.rules.window_lines:
                 closed += self._close(name, "max_lines")
                 # the rest of this time window starts a new session (its first event names it)
@@ -192,19 +226,19 @@ class Sessionizer:
         s = self.open.get(self.key)
         if s is None:
             s = self.open[self.key] = Session(self.key)
-        s.add(ev)
+        s.add(ev, late_at=late_at)
         if len(s.events) >= self.rules.max_events:
             return self._close(self.key, "max_events")
         return []
 
-    def _feed_task(self, ev: Event) -> list[Session]:
+    def _feed_task(self, ev: Event, late_at: int | None = None) -> list[Session]:
         closed: list[Session] = []
         if ev.marker == "start" and ev.tid is not None:
             name = f"TID {ev.tid}"
             if name in self.open:  # a second start for an open TID: the first never ended
                 closed += self._close(name, "restarted")
             self.open[name] = Session(name, task=ev.task)
-            self.open[name].add(ev)
+            self.open[name].add(ev, late_at=late_at)
             return closed
         targets: list[str]
         if ev.tid is not None:
@@ -219,7 +253,7 @@ class Sessionizer:
             return closed
         for name in targets:
             s = self.open[name]
-            s.add(ev, shared=len(targets) > 1)
+            s.add(ev, shared=len(targets) > 1, late_at=late_at)
             if ev.marker in ("finish", "exception", "killed") and ev.tid is not None:
                 closed += self._close(name, {"finish": "finished"}.get(ev.marker, ev.marker))
             elif len(s.events) >= self.rules.max_events:
@@ -229,8 +263,8 @@ class Sessionizer:
     # -- state ----------------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
         return {"p": [list(e) for e in self.pending], "f": self.final_until, "u": self.unattributed,
-                "o": [[s.name, [list(e) for e in s.events], s.duplicates, s.shared, s.window_end, s.task]
-                      for s in self.open.values()]}
+                "o": [[s.name, [list(e) for e in s.events], s.duplicates, s.shared, s.window_end, s.task,
+                       list(s.origin) if s.origin else None, s.touched, s.late] for s in self.open.values()]}
 
     @classmethod
     def from_state(cls, rules: SessionRules, key: str, state: dict[str, Any]) -> Sessionizer:
@@ -238,8 +272,12 @@ class Sessionizer:
         z.pending = [Event(*e) for e in state["p"]]
         z.final_until = state["f"]
         z.unattributed = state["u"]
-        for name, events, dups, shared, window_end, task in state["o"]:
-            z.open[name] = Session(name, [Event(*e) for e in events], "", dups, shared, window_end, task)
+        for name, events, dups, shared, window_end, task, *more in state["o"]:
+            evs = [Event(*e) for e in events]
+            # state written before origin/touched/late were kept: the first event opened it
+            origin, touched, late = more if more else ([evs[0][1], evs[0][2], evs[0][3]], None, 0)
+            z.open[name] = Session(name, evs, "", dups, shared, window_end, task,
+                                   tuple(origin) if origin else None, touched, late)
         return z
 
 
@@ -254,7 +292,7 @@ def summarize(system: str, key: str, s: Session) -> dict[str, Any]:
     truths = [e.truth for e in ev if e.truth is not None]
     truth_event = next((i for i, e in enumerate(ev) if e.truth), None)
     return {
-        "session_id": session_id(system, f"{key}|{s.name}", ev[0]),
+        "session_id": session_id(system, f"{key}|{s.name}", s.origin or (ev[0].topic, ev[0].partition, ev[0].offset)),
         "system": system, "key": key, "name": s.name, "task": s.task or None,
         "start_us": ev[0].ts, "end_us": ev[-1].ts, "n_events": len(ev),
         "template_ids": [e.template_id for e in ev],
@@ -262,6 +300,7 @@ def summarize(system: str, key: str, s: Session) -> dict[str, Any]:
         "topics": [e.topic for e in ev], "partitions": [e.partition for e in ev],
         "offsets": [e.offset for e in ev],
         "close_reason": s.close_reason, "duplicates": s.duplicates, "shared_events": s.shared,
+        "late_events": s.late,
         "rule_label": int(rule_event is not None), "rule_event": rule_event,
         "truth_label": (int(any(truths)) if truths else None), "truth_event": truth_event,
     }
