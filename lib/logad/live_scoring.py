@@ -15,7 +15,9 @@ A streaming query over the ``sessions`` table. Each micro-batch (:class:`ScoreSt
 4. for each anomaly, on the driver: the attention weights over the top window's events, the top
    events with their templates and the Kafka coordinates of their raw lines, sent as a JSON alert
    (key = session id) and flushed before the batch commits. Alerts are at least once (a replayed
-   batch sends them again, with the same ``alert_id``); ``scores`` is exactly once.
+   batch sends them again, with the same ``alert_id``); ``scores`` holds each session once: a
+   session that is already there (scored by another query, an earlier run, a re-read of
+   ``sessions`` under a new checkpoint) is neither scored nor alerted again.
 
 ``logad explain SESSION_ID`` prints a scored session's raw lines from ``raw_logs``, the ones that
 weighed most highlighted (:func:`explain`).
@@ -231,6 +233,7 @@ class ScoreStage:
     def apply(self, batch: DataFrame, batch_id: int, app_id: str) -> DataFrame:
         from pyspark.sql import functions as F
 
+        from logad.io.delta import absent
         from logad.models.inference import ModelRef, score_inputs, session_scores
         from logad.models.inputs import inputs
 
@@ -242,6 +245,8 @@ class ScoreStage:
         job = cur.job
         if job.get("system"):  # a model knows one system's templates: other systems' sessions are not its to score
             batch = batch.where(F.col("system") == job["system"])
+        # a session is scored and alerted once, whichever query or re-read brings it again
+        batch = absent(self.warehouse.table(SCORES), batch)
         ids = {r[0] for r in batch.select(F.explode("template_ids")).distinct().collect()}
         vocab, extra, unseen = self._extra(ids)
         unit, window, max_len = job.get("unit", "window"), int(job.get("window", 10)), int(job.get("max_len", 512))
@@ -374,7 +379,7 @@ def start_scoring(spark: SparkSession, warehouse: Warehouse, stage: ScoreStage, 
 
     sessions = read_stream(spark, warehouse.table("sessions"), starting_version)
     query = write_stream_tables(sessions, score_outputs(warehouse), warehouse.checkpoint(query_name), query_name=query_name,
-                                trigger=trigger, stage=stage)
+                                trigger=trigger, stage=stage, unique={SCORES: "session_id"})
     log.info("query %s: sessions -> %s%s", query_name, warehouse.table(SCORES),
              f" + alerts to {stage.alerts_topic}" if stage.alerts_topic else "")
     return query

@@ -238,3 +238,18 @@ def test_sessions_scored_in_the_batch_that_closes_them(spark, broker, scored, tm
     assert len(common) >= 0.9 * len(before), (len(common), len(before))
     for s in common:
         assert abs(scores[s].score - before[s].score) < 1e-4 and scores[s].is_anomaly == before[s].is_anomaly
+    # the same events through a new query (a new checkpoint re-reads events from the start): no
+    # session is written, scored or alerted a second time
+    n_sessions, n_scores = len(sessions), len(scores)
+    sent = len(consume_all(broker.bootstrap, alerts))
+    assert main(argv + ["--query-name", "sessions_again"]) == 0
+    capsys.readouterr()
+    again = [r.session_id for r in read_table(spark, chained.table("sessions")).collect()]
+    rescored = [r.session_id for r in read_table(spark, chained.table("scores")).collect()]
+    assert (len(again), len(set(again)), len(rescored), len(set(rescored))) == (n_sessions,) * 2 + (n_scores,) * 2
+    assert len(consume_all(broker.bootstrap, alerts)) == sent
+    # and a scoring query over sessions from the start scores nothing again
+    assert main(["score", "--warehouse", chained.root, "--models-dir", str(models), "--bootstrap", broker.bootstrap,
+                 "--alerts-topic", alerts, "--once", "--trigger", "1 second"]) == 0
+    assert read_table(spark, chained.table("scores")).count() == n_scores
+    assert len(consume_all(broker.bootstrap, alerts)) == sent

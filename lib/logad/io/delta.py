@@ -165,10 +165,32 @@ class Chain:
     outputs: Mapping[str, tuple[str, Callable[[DataFrame], DataFrame]]]
 
 
+def absent(table_uri: str, df: DataFrame, key: str = "session_id",
+           span: tuple[str, str] = ("start_ts", "end_ts")) -> DataFrame:
+    """The rows of ``df`` whose ``key`` the table does not hold yet: for tables that hold each
+    session once however many queries, restarts or re-reads write it (``sessions``, ``scores``).
+
+    Only the table's rows whose time span overlaps the batch's are read (``span``: a row with the
+    same session id has the same opening line, so its span overlaps), and Delta skips the files
+    outside it by their column statistics: the cost follows the batch, not the table.
+    """
+    from pyspark.sql import functions as F
+
+    if not table_exists(table_uri):
+        return df
+    lo, hi = df.agg(F.min(span[0]), F.max(span[1])).first() or (None, None)
+    if lo is None:
+        return df
+    existing = (read_table(df.sparkSession, table_uri)
+                .where((F.col(span[1]) >= F.lit(lo)) & (F.col(span[0]) <= F.lit(hi))).select(key))
+    return df.join(existing, key, "left_anti")
+
+
 def write_stream_tables(df: DataFrame, outputs: Mapping[str, tuple[str, Callable[[DataFrame], DataFrame]]],
                         checkpoint: str, *, query_name: str, trigger: str = "10 seconds",
                         prepare: Callable[[DataFrame], DataFrame] | None = None,
-                        stage: BatchStage | None = None, chain: Chain | None = None) -> StreamingQuery:
+                        stage: BatchStage | None = None, chain: Chain | None = None,
+                        unique: Mapping[str, str] | None = None) -> StreamingQuery:
     """Start one streaming query that appends to several Delta tables, each exactly once.
 
     Each micro-batch is ``prepare``-d once and persisted, passed through ``stage`` if there is
@@ -176,7 +198,9 @@ def write_stream_tables(df: DataFrame, outputs: Mapping[str, tuple[str, Callable
     ``name -> (table_uri, transform)`` is written from it with delta-spark's idempotent
     ``txnAppId`` / ``txnVersion`` writes, the tables at the same time (one thread each). A replayed batch is skipped table by table, so a crash between two tables' commits is
     repaired on restart. A ``chain`` then runs its stage
-    on one of those outputs and writes its own outputs the same way. An empty micro-batch (a
+    on one of those outputs and writes its own outputs the same way. ``unique`` (table name ->
+    key column) makes a table's writes insert-if-absent (:func:`absent`): a key another query or
+    an earlier run already wrote is not written again (the chain still gets every row). An empty micro-batch (a
     stateful query's batch that only moves the watermark and closes nothing) writes nothing.
 
     Example:
@@ -193,6 +217,8 @@ def write_stream_tables(df: DataFrame, outputs: Mapping[str, tuple[str, Callable
 
     def write(name: str, uri: str, out: DataFrame, batch_id: int, app_id: str, timings: list[str]) -> None:
         t = time.perf_counter()
+        if unique and name in unique:
+            out = absent(uri, out, unique[name])
         # mergeSchema: a column added in a later logad version is added to an existing table
         (out.write.format("delta").option("txnAppId", app_id).option("txnVersion", batch_id)
          .option("mergeSchema", "true").mode("append").save(uri))

@@ -422,8 +422,9 @@ def start_sessions(spark: SparkSession, warehouse: Warehouse, rules: Sequence[Se
         from logad.live_scoring import score_outputs
 
         chain = Chain(SESSIONS, score, score_outputs(warehouse))
+    # each session once in sessions and scores, whatever other query or re-read wrote it before
     query = write_stream_tables(cut, outputs, warehouse.checkpoint(query_name), query_name=query_name,
-                                trigger=trigger, chain=chain)
+                                trigger=trigger, chain=chain, unique={SESSIONS: "session_id", "scores": "session_id"})
     log.info("query %s: events -> sessions for %s (watermark %s)%s", query_name,
              ", ".join(f"{r.system}:{r.kind}" for r in rules), _watermark(rules).watermark,
              " -> scores in the same batch" if chain else "")
