@@ -252,3 +252,66 @@ def test_sigkill_mid_file_repeats_only_what_was_past_the_confirmed_offset(cfg, b
 
     assert all(k >= first_unconfirmed for k, c in Counter(numbers).items() if c > 1)
     assert repeated < n // 2, repeated
+
+
+def gzip_file(src: Path) -> Path:
+    """What logrotate's compress does: write src.gz, then delete src."""
+    import gzip
+
+    dst = src.with_name(src.name + ".gz")
+    dst.write_bytes(gzip.compress(src.read_bytes()))
+    src.unlink()
+    return dst
+
+
+def test_a_gzip_archive_is_shipped_decompressed(cfg, broker, tmp_path):
+    import gzip
+
+    archive = tmp_path / "old.log.gz"
+    body = lines("gz", 3000)
+    archive.write_bytes(gzip.compress(("\n".join(body)).encode()))  # no final newline, as LogHub's files
+    c = cfg(str(tmp_path / "*.log*"))
+    assert Shipper(c).run(once=True).sent == 3000
+    assert Shipper(c).run(once=True).sent == 0  # a restart: nothing again
+    assert [v for _, v in consume(broker.bootstrap, c.topic)] == body
+
+
+def test_a_compressed_rotation_while_stopped_ships_only_the_unshipped_tail(cfg, broker, tmp_path):
+    f = tmp_path / "app.log"
+    write(f, [f"{'z' * 20} {i}" for i in range(100)])
+    c = cfg(str(tmp_path / "app.log*"))
+    Shipper(c).run(once=True)
+    write(f, lines("tail", 10))                       # written while the shipper is stopped ...
+    gzip_file(f.rename(tmp_path / "app.log.1"))       # ... then rotated and compressed
+    write(f, lines("new", 5))
+    stats = Shipper(c).run(once=True)
+    got = [v for _, v in consume(broker.bootstrap, c.topic)]
+    assert stats.sent == 15
+    assert got[:100] == [f"{'z' * 20} {i}" for i in range(100)]
+    assert sorted(got[100:]) == sorted(lines("tail", 10) + lines("new", 5))
+
+
+def test_a_compressed_rotation_while_running_is_not_shipped_twice(cfg, broker, tmp_path):
+    f = tmp_path / "app.log"
+    write(f, [f"{'w' * 20} {i}" for i in range(200)])
+    c = cfg(str(tmp_path / "app.log*"), poll_interval_s=0.1, close_inactive_s=0.5)
+    stop = threading.Event()
+    shipper = Shipper(c)
+    runner = threading.Thread(target=shipper.run, kwargs={"stop": stop})
+    runner.start()
+    try:
+        time.sleep(1.0)
+        rotated = f.rename(tmp_path / "app.log.1")  # logrotate with delaycompress: rename now ...
+        write(f, lines("new", 30))
+        time.sleep(1.5)
+        gzip_file(rotated)                          # ... compress at the next rotation
+        write(f, lines("new", 20, start=30))
+        deadline = time.monotonic() + 20
+        while shipper.stats.sent < 250 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.5)  # a few more cycles: the .gz is seen and must add nothing
+    finally:
+        stop.set()
+        runner.join(30)
+    got = [v for _, v in consume(broker.bootstrap, c.topic)]
+    assert len(got) == 250 and sorted(got) == sorted([f"{'w' * 20} {i}" for i in range(200)] + lines("new", 50))

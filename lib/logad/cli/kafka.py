@@ -38,7 +38,7 @@ def add(sub: Any) -> None:
     p.set_defaults(func=cmd_produce)
 
     s = sub.add_parser("ship", help="tail log files into Kafka (Filebeat's role)")
-    s.add_argument("paths", nargs="+", help="files and globs (quote globs)")
+    s.add_argument("paths", nargs="+", help="files and globs (quote globs); gzip files are read decompressed")
     kafka_args(s)
     s.add_argument("--host", default=None, help="host name for the topic and key (default: this host)")
     prefix = default(ShipConfig, "topic_prefix")

@@ -17,15 +17,23 @@ Rotation:
   previous state is kept as an orphan, and a new file whose first bytes match the orphan's
   fingerprint (the copy) resumes at the orphan's offset, so lines written just before the
   truncation are not lost.
+- compression (``app.log.1`` -> ``app.log.1.gz``, logrotate's ``compress``): a gzip file is read
+  decompressed, and known by the fingerprint of its *decompressed* first bytes, offsets counting
+  decompressed bytes. A new ``.gz`` whose content starts like a file already shipped (an orphan,
+  or a known file gone from disk) resumes at that file's offset: the rotation's compressed copy is
+  not shipped twice, and lines the original had not shipped yet are read from the copy. While the
+  original is still on disk (``gzip`` writes the copy, then deletes it) the copy waits.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import IO, cast
 
 FINGERPRINT_BYTES = 1024
 
@@ -41,23 +49,42 @@ class FileState:
     fingerprint: str
     fingerprint_len: int
     unconfirmed: int = 0  # records sent past ``offset`` and not yet confirmed at the last save
+    compressed: bool = False  # gzip: read decompressed, offsets in decompressed bytes
 
     @property
     def key(self) -> str:
         return f"{self.dev}:{self.inode}"
 
 
-def fingerprint(path: str | Path, length: int = FINGERPRINT_BYTES) -> tuple[str, int]:
-    """SHA-1 of the file's first ``length`` bytes (fewer if it is shorter), and how many."""
+def is_gzip(path: str | Path) -> bool:
+    """Whether the file starts with gzip's magic bytes (whatever its name)."""
     with open(path, "rb") as f:
-        head = f.read(length)
+        return f.read(2) == b"\x1f\x8b"
+
+
+def open_log(path: str | Path) -> IO[bytes]:
+    """The file for reading its lines: decompressed when it is gzip."""
+    return cast(IO[bytes], gzip.open(path, "rb")) if is_gzip(path) else open(path, "rb")  # noqa: SIM115
+
+
+def _head(path: str | Path, length: int) -> bytes:
+    try:
+        with open_log(path) as f:
+            return f.read(length)
+    except (EOFError, gzip.BadGzipFile):  # a .gz still being written: what can be read of it
+        return b""
+
+
+def fingerprint(path: str | Path, length: int = FINGERPRINT_BYTES) -> tuple[str, int]:
+    """SHA-1 of the file's first ``length`` bytes (fewer if it is shorter; decompressed for
+    gzip), and how many."""
+    head = _head(path, length)
     return hashlib.sha1(head).hexdigest(), len(head)
 
 
 def prefix_fingerprint(path: str | Path, length: int) -> str:
     """SHA-1 of exactly the first ``length`` bytes (to compare with a stored fingerprint)."""
-    with open(path, "rb") as f:
-        return hashlib.sha1(f.read(length)).hexdigest()
+    return hashlib.sha1(_head(path, length)).hexdigest()
 
 
 class Registry:
@@ -67,31 +94,39 @@ class Registry:
         self.path = Path(path)
         self.files: dict[str, FileState] = {}
         self.orphans: list[FileState] = []
+        self.shipped: list[FileState] = []  # rotated away and read to their end
         if self.path.exists():
             data = json.loads(self.path.read_text())
             self.files = {k: FileState(**v) for k, v in data.get("files", {}).items()}
             self.orphans = [FileState(**v) for v in data.get("orphans", [])]
+            self.shipped = [FileState(**v) for v in data.get("shipped", [])]
 
     def save(self) -> None:
         """Write the registry atomically."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"files": {k: asdict(v) for k, v in self.files.items()},
-                                   "orphans": [asdict(o) for o in self.orphans[-100:]]}))
+                                   "orphans": [asdict(o) for o in self.orphans[-100:]],
+                                   "shipped": [asdict(o) for o in self.shipped[-100:]]}))
         os.replace(tmp, self.path)
 
-    def state_for(self, path: str) -> FileState:
-        """The state of the file now at ``path``: known, adopted from an orphan, or new at 0."""
+    def state_for(self, path: str) -> FileState | None:
+        """The state of the file now at ``path``: known, adopted from an orphan, or new at 0; None
+        for a compressed copy whose original is still on disk (it waits, see the module doc)."""
         st = os.stat(path)
         key = f"{st.st_dev}:{st.st_ino}"
         known = self.files.get(key)
         if known is not None:
+            if known.compressed:  # a finished file: its size is not comparable with the offset
+                return known if prefix_fingerprint(path, known.fingerprint_len) == known.fingerprint else None
             fp_now = prefix_fingerprint(path, known.fingerprint_len) if st.st_size >= known.fingerprint_len else None
             if fp_now == known.fingerprint and st.st_size >= known.offset:
                 known.path = path
                 return known
             # Truncated (copytruncate) or the inode was reused: keep the old state for adoption.
             self.orphans.append(FileState(**asdict(known)))
+        if is_gzip(path):
+            return self._compressed(path, key, st)
         fp, fp_len = fingerprint(path)
         state = FileState(path, st.st_dev, st.st_ino, 0, fp, fp_len)
         for orphan in reversed(self.orphans):
@@ -100,6 +135,28 @@ class Registry:
                 state.offset = orphan.offset  # the copy of a truncated file: resume where it was
                 self.orphans.remove(orphan)
                 break
+        self.files[key] = state
+        return state
+
+    def _compressed(self, path: str, key: str, st: os.stat_result) -> FileState | None:
+        """A new gzip file: the compressed copy of a file shipped before (resume where it was),
+        or an archive of its own (from 0)."""
+        fp, fp_len = fingerprint(path)
+        state = FileState(path, st.st_dev, st.st_ino, 0, fp, fp_len, compressed=True)
+        for other_key, other in list(self.files.items()):
+            if other.compressed or prefix_fingerprint(path, other.fingerprint_len) != other.fingerprint:
+                continue
+            if self.locate(other) is not None:
+                return None  # the original is still there and still shipped: the copy waits
+            state.offset = other.offset  # the original is gone: the copy continues it
+            del self.files[other_key]
+            break
+        else:
+            for done in [*reversed(self.shipped), *reversed(self.orphans)]:
+                if not done.compressed and prefix_fingerprint(path, done.fingerprint_len) == done.fingerprint:
+                    state.offset = done.offset
+                    (self.shipped if done in self.shipped else self.orphans).remove(done)
+                    break
         self.files[key] = state
         return state
 
@@ -124,12 +181,15 @@ class Registry:
 
     def forget(self, key: str, orphan: bool = True) -> None:
         """Drop a file: one that is gone stays as an orphan (``orphan``), for a copy that shows
-        up later; one read to its end after a rotation is simply done."""
+        up later; one read to its end after a rotation is done (and kept in ``shipped``, so its
+        compressed copy is recognised)."""
         state = self.files.pop(key, None)
         if state is not None and orphan:
             self.orphans.append(state)
+        elif state is not None:  # remembered only for a compressed copy of it that may show up
+            self.shipped.append(state)
 
     def refresh_fingerprint(self, state: FileState) -> None:
         """Extend a short file's fingerprint as it grows (up to FINGERPRINT_BYTES)."""
-        if state.fingerprint_len < FINGERPRINT_BYTES:
+        if state.fingerprint_len < FINGERPRINT_BYTES and not state.compressed:
             state.fingerprint, state.fingerprint_len = fingerprint(state.path)

@@ -34,7 +34,7 @@ from typing import IO, Any
 
 from logad.errors import ConfigError, ShipError
 from logad.produce import send
-from logad.ship.registry import FileState, Registry
+from logad.ship.registry import FileState, Registry, open_log
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +124,7 @@ class _Open:
     acked_to: int = 0  # end of the last record Kafka confirmed
     in_flight: int = 0  # records sent, not yet confirmed
     failed: bool = False  # a delivery failed: the offset stays until a restart resends
+    carry: bytes = b""  # gzip: the start of a line the next chunk completes
 
     def passed(self, end: int) -> None:
         """A record ending at ``end`` was handed on without a send (filtered, refused)."""
@@ -167,15 +168,18 @@ class Shipper:
                     found[os.path.abspath(path)] = None
         return list(found)
 
-    def _attach(self, path: str) -> str:
+    def _attach(self, path: str) -> str | None:
         state = self.registry.state_for(path)
+        if state is None:
+            log.debug("%s: a compressed copy of a file still being shipped; it waits", path)
+            return None
         self.registry.refresh_fingerprint(state)
         current = self._open.get(state.key)
         if current is not None and current.state is state:
             return state.key
         if current is not None:
             current.handle.close()
-        handle = open(path, "rb")  # noqa: SIM115 - kept open across cycles to follow renames
+        handle = open_log(path)  # kept open across cycles to follow renames; gzip: decompressed
         handle.seek(state.offset)
         self._open[state.key] = _Open(state, handle, read_to=state.offset, pending_start=state.offset,
                                       done_to=state.offset, acked_to=state.offset)
@@ -219,6 +223,9 @@ class Shipper:
         A partial last line waits for its newline; a line longer than the read chunk is cut
         into chunk-sized pieces so one runaway line cannot stall the file.
         """
+        if f.state.compressed:
+            yield from self._compressed_lines(f)
+            return
         data = f.handle.read(READ_CHUNK)
         if not data:
             return
@@ -237,6 +244,33 @@ class Shipper:
             pos += len(raw) + 1
             yield (raw[:-1] if raw.endswith(b"\r") else raw), pos
         f.read_to = pos
+
+    def _compressed_lines(self, f: _Open) -> Iterator[tuple[bytes, int]]:
+        """:meth:`_lines` for a gzip file: a finished file, read forward only (seeking back in a
+        gzip stream decompresses it again from the start), a partial line carried to the next
+        chunk, and a last line without its newline complete at the end."""
+        chunk = f.handle.read(READ_CHUNK)
+        data = f.carry + chunk
+        f.carry = b""
+        if not data:
+            return
+        f.last_data = time.monotonic()
+        end = data.rfind(b"\n") + 1
+        # a short read is the end of the file: what follows the last newline is its last line;
+        # a runaway line longer than a chunk is cut into chunk-sized pieces, as for plain files
+        if len(chunk) < READ_CHUNK or (end == 0 and len(data) >= READ_CHUNK):
+            end = len(data)
+        else:
+            f.carry = data[end:]
+        self.stats.bytes += end
+        pos = f.read_to
+        lines = data[:end].split(b"\n")
+        if lines[-1] == b"":
+            lines.pop()
+        for raw in lines:
+            pos = min(pos + len(raw) + 1, f.read_to + end)
+            yield (raw[:-1] if raw.endswith(b"\r") else raw), pos
+        f.read_to += end
 
     def _records(self, f: _Open, eof: bool) -> Iterator[tuple[bytes, int]]:
         """New complete records of one file (multi-line records joined), each with the byte
@@ -346,9 +380,11 @@ class Shipper:
         live = set()
         for path in self.discover():
             try:
-                live.add(self._attach(path))
+                key = self._attach(path)
             except FileNotFoundError:
                 continue  # rotated away between glob and open
+            if key is not None:
+                live.add(key)
         if not self._located:  # once per start: what rotated while we were stopped
             self._locate_rotated(live)
             self._located = True
@@ -386,8 +422,8 @@ class Shipper:
                 now = time.monotonic()
                 if once or now - last >= self.cfg.progress_interval_s:
                     last = now
-                    lag = sum(max(os.path.getsize(f.state.path) - f.read_to, 0)
-                              for f in self._open.values() if os.path.exists(f.state.path))
+                    lag = sum(max(os.path.getsize(f.state.path) - f.read_to, 0) for f in self._open.values()
+                              if not f.state.compressed and os.path.exists(f.state.path))
                     log.info("%s: %d lines, %d sent, %d confirmed, %d filtered, %d truncated, %d refused, "
                              "%.1f MB, %.0f lines/s, lag %d bytes", self.cfg.topic, self.stats.lines,
                              self.stats.sent, self.stats.confirmed, self.stats.filtered, self.stats.truncated,
