@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from logad.config import Broker, KafkaSource, Warehouse
-from logad.errors import LogadError
+from logad.errors import BrokerError, LogadError
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def samples_dir() -> Path:
     return path
 
 
-def run_demo(workdir: str = ".logad/demo", port: int = 19092,
+def run_demo(workdir: str = ".logad/demo", port: int = Broker.port,
              say: Callable[[str], None] = log.info) -> dict[str, int]:
     """Run the demo in ``workdir`` (wiped first); return rows per table. ``say`` gets the report
     as it goes (``logad demo`` passes ``print``)."""
@@ -77,7 +77,12 @@ def run_demo(workdir: str = ".logad/demo", port: int = 19092,
     shutil.rmtree(work, ignore_errors=True)
     samples = samples_dir()
     log.info("[1/7] starting the local broker on %s", cfg.bootstrap)
-    broker.start(cfg)
+    try:
+        broker.start(cfg)
+    except BrokerError as e:
+        raise BrokerError(f"{e}. The demo starts its own broker on the port every logad command "
+                          f"defaults to; if `logad broker start` runs there, `logad broker stop` first, "
+                          f"or run the demo beside it: logad demo --port {port + 100}") from None
     try:
         log.info("[2/7] shipping the bundled real logs from files, one topic per host (logs.<host>)")
         shipped: dict[str, int] = {}
