@@ -45,10 +45,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SCORES = "scores"
+SCORES, EARLY_SCORES = "scores", "early_scores"
 SCORE_COLUMNS = ("session_id", "system", "key", "hosts", "start_ts", "end_ts", "n_events", "model",
                  "model_version", "score", "threshold", "is_anomaly", "unseen_templates", "top_window",
-                 "scored_at")
+                 "scored_at", "alert")
+# an early score keeps the prefix's lines when it was alerted, for `logad explain`
+PREFIX_COLUMNS = ("name", "task", "template_ids", "event_ts", "topics", "partitions", "offsets")
 
 
 @dataclass
@@ -228,7 +230,9 @@ class ScoreStage:
                 .withColumn("is_anomaly", F.lit(None).cast("boolean"))
                 .withColumn("unseen_templates", F.lit(None).cast("int"))
                 .withColumn("top_window", F.lit(None).cast("int"))
-                .withColumn("scored_at", F.lit(None).cast("timestamp")))
+                .withColumn("scored_at", F.lit(None).cast("timestamp"))
+                .withColumn("phase", F.lit("closed"))
+                .withColumn("alert", F.lit(None).cast("string")))
 
     def apply(self, batch: DataFrame, batch_id: int, app_id: str) -> DataFrame:
         from pyspark.sql import functions as F
@@ -245,8 +249,12 @@ class ScoreStage:
         job = cur.job
         if job.get("system"):  # a model knows one system's templates: other systems' sessions are not its to score
             batch = batch.where(F.col("system") == job["system"])
-        # a session is scored and alerted once, whichever query or re-read brings it again
-        batch = absent(self.warehouse.table(SCORES), batch)
+        # a closed session is scored once, whichever query or re-read brings it again; the
+        # prefixes of open sessions (the sessions query's early scoring) every time they grew
+        if "phase" not in batch.columns:
+            batch = batch.withColumn("phase", F.lit("closed"))
+        closed = absent(self.warehouse.table(SCORES), batch.where(F.col("phase") == "closed"))
+        batch = closed.unionByName(batch.where(F.col("phase") == "open"))
         ids = {r[0] for r in batch.select(F.explode("template_ids")).distinct().collect()}
         vocab, extra, unseen = self._extra(ids)
         unit, window, max_len = job.get("unit", "window"), int(job.get("window", 10)), int(job.get("max_len", 512))
@@ -267,15 +275,55 @@ class ScoreStage:
         anomalies = out.where("is_anomaly").collect()
         if unseen:
             log.info("score batch %d: %d templates unseen in training (a signal in itself)", batch_id, len(unseen))
-        if anomalies and self.producer is not None:
-            self._alert(anomalies, vocab, extra, unit, window, max_len, repeats)
-        log.info("score batch %d: %s v%d, %d anomalies", batch_id, self.name, cur.version, len(anomalies))
-        return out
+        decisions = self._decide(out, anomalies)
+        if decisions and self.producer is not None:
+            by_id = {r["session_id"]: r for r in anomalies}
+            cleared = [sid for sid, d in decisions.items() if d == "cleared"]
+            if cleared:
+                by_id.update({r["session_id"]: r for r in out.where(F.col("session_id").isin(cleared)).collect()})
+            self._alert([(by_id[sid], d) for sid, d in sorted(decisions.items())], vocab, extra, unit, window,
+                        max_len, repeats)
+        elif self.producer is None:
+            decisions = {}
+        log.info("score batch %d: %s v%d, %d anomalies (%d of them open sessions), %d alerts", batch_id, self.name,
+                 cur.version, len(anomalies), sum(r["phase"] == "open" for r in anomalies), len(decisions))
+        if not decisions:
+            return out.withColumn("alert", F.lit(None).cast("string"))
+        sent = self.spark.createDataFrame(sorted(decisions.items()), "session_id string, alert string")
+        return out.join(F.broadcast(sent), "session_id", "left")
+
+    def _decide(self, out: DataFrame, anomalies: list[Any]) -> dict[str, str]:
+        """Which sessions of the batch get an alert, and which: ``anomaly`` the first time a
+        session (a prefix or the closed session) is found anomalous, ``cleared`` when a session
+        alerted on a prefix closes normal. Once per session and decision: earlier decisions are
+        read from ``early_scores`` (a closed session is scored once)."""
+        from pyspark.sql import functions as F
+
+        from logad.io.delta import read_table, table_exists
+
+        prior: dict[str, set[str]] = {}
+        uri = self.warehouse.table(EARLY_SCORES)
+        if table_exists(uri):
+            lo, hi = out.agg(F.min("start_ts"), F.max("end_ts")).first() or (None, None)
+            if lo is not None:
+                ids = out.select("session_id")
+                for r in (read_table(self.spark, uri)
+                          .where((F.col("end_ts") >= F.lit(lo)) & (F.col("start_ts") <= F.lit(hi))
+                                 & F.col("alert").isNotNull())
+                          .join(ids, "session_id", "left_semi").select("session_id", "alert").collect()):
+                    prior.setdefault(r["session_id"], set()).add(r["alert"])
+        decisions = {r["session_id"]: "anomaly" for r in anomalies if "anomaly" not in prior.get(r["session_id"], ())}
+        alerted = [sid for sid, d in prior.items() if "anomaly" in d and "cleared" not in d]
+        if alerted:
+            for r in out.where(~F.col("is_anomaly") & (F.col("phase") == "closed")
+                               & F.col("session_id").isin(alerted)).select("session_id").collect():
+                decisions[r["session_id"]] = "cleared"
+        return decisions
 
     # -- alerts --------------------------------------------------------------------------------
 
-    def _alert(self, rows: list[Any], vocab: dict[str, int], extra: np.ndarray | None, unit: str, window: int,
-               max_len: int, repeats: bool) -> None:
+    def _alert(self, decided: list[tuple[Any, str]], vocab: dict[str, int], extra: np.ndarray | None, unit: str,
+               window: int, max_len: int, repeats: bool) -> None:
         from logad.produce import send
 
         cur = self.current
@@ -286,18 +334,18 @@ class ScoreStage:
             if err is not None:
                 failed.append(str(err))
 
-        dicts = [r.asDict() for r in rows]
+        dicts = [r.asDict() for r, _ in decided]
         self._texts_for({t for r in dicts for t in r["template_ids"]})
         tops = top_events(cur.model, vocab, extra, dicts, unit, window, max_len, repeats, self.top_k)
-        for r, top in zip(dicts, tops, strict=True):
-            alert = build_alert(cur, r, top, self.texts)
+        for r, (_, decision), top in zip(dicts, decided, tops, strict=True):
+            alert = build_alert(cur, r, top, self.texts, decision)
             send(self.producer, str(self.alerts_topic), json.dumps(alert, default=str).encode(),
                  key=r["session_id"].encode(), on_delivery=delivered)
         left = self.producer.flush(30)
         if left or failed:
             raise LogadError(f"{left} alerts not delivered to {self.alerts_topic} ({failed[:3]}); the batch "
                              "is retried on restart")
-        self.alerts_sent += len(rows)
+        self.alerts_sent += len(decided)
 
 
 def top_events(model: Any, vocab: dict[str, int], extra: np.ndarray | None, rows: list[dict[str, Any]], unit: str,
@@ -343,8 +391,17 @@ def top_events(model: Any, vocab: dict[str, int], extra: np.ndarray | None, rows
     return out
 
 
-def build_alert(cur: Loaded, row: dict[str, Any], top: list[tuple[int, float]], texts: dict[str, str]) -> dict[str, Any]:
-    """The alert for one anomalous scored session with its top events (see the module docstring)."""
+def alert_id(session_id: str, version: int, decision: str = "anomaly") -> str:
+    """The alert's stable id, for consumers to deduplicate (the Kafka sink is at least once)."""
+    text = f"{session_id}|{version}" + ("" if decision == "anomaly" else f"|{decision}")
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def build_alert(cur: Loaded, row: dict[str, Any], top: list[tuple[int, float]], texts: dict[str, str],
+                decision: str = "anomaly") -> dict[str, Any]:
+    """The alert for one scored session with its top events (see the module docstring):
+    ``decision`` ``anomaly``, or ``cleared`` for a session alerted on a prefix that closed normal;
+    ``phase`` ``open`` when the session was still growing (scored on its prefix)."""
 
     def event(i: int, weight: float) -> dict[str, Any]:
         t = row["template_ids"][i]
@@ -353,8 +410,8 @@ def build_alert(cur: Loaded, row: dict[str, Any], top: list[tuple[int, float]], 
                 "partition": row["partitions"][i], "offset": row["offsets"][i]}
 
     return {
-        "alert_id": hashlib.sha256(f"{row['session_id']}|{cur.version}".encode()).hexdigest()[:20],
-        "session_id": row["session_id"], "system": row["system"], "key": row["key"], "name": row.get("name"),
+        "alert_id": alert_id(row["session_id"], cur.version, decision), "decision": decision,
+        "phase": row.get("phase", "closed"), "session_id": row["session_id"], "system": row["system"], "key": row["key"], "name": row.get("name"),
         "task": row.get("task"), "hosts": row["hosts"],
         "start": row["start_ts"], "end": row["end_ts"], "n_events": row["n_events"],
         "score": row["score"], "threshold": row["threshold"], "model": row["model"],
@@ -366,10 +423,19 @@ def build_alert(cur: Loaded, row: dict[str, Any], top: list[tuple[int, float]], 
     }
 
 
-def score_outputs(warehouse: Warehouse) -> dict[str, tuple[str, Callable[[DataFrame], DataFrame]]]:
-    """The ``scores`` table as an output of :func:`logad.io.delta.write_stream_tables`, for the
-    scoring query and for scoring chained in the sessions query."""
-    return {SCORES: (warehouse.table(SCORES), lambda df: df.select(*SCORE_COLUMNS))}
+def score_outputs(warehouse: Warehouse, early: bool = False) -> dict[str, tuple[str, Callable[[DataFrame], DataFrame]]]:
+    """The ``scores`` table (closed sessions, once each) as an output of
+    :func:`logad.io.delta.write_stream_tables`, for the scoring query and for scoring chained in
+    the sessions query; with ``early``, ``early_scores`` too (a row per prefix scored, its lines
+    kept when it was alerted)."""
+    from pyspark.sql import functions as F
+
+    outputs = {SCORES: (warehouse.table(SCORES),
+                        lambda df: df.where(F.col("phase") == "closed").select(*SCORE_COLUMNS))}
+    if early:
+        outputs[EARLY_SCORES] = (warehouse.table(EARLY_SCORES), lambda df: df.where(F.col("phase") == "open").select(
+            *SCORE_COLUMNS, *(F.when(F.col("alert").isNotNull(), F.col(c)).alias(c) for c in PREFIX_COLUMNS)))
+    return outputs
 
 
 def start_scoring(spark: SparkSession, warehouse: Warehouse, stage: ScoreStage, trigger: str = "5 seconds",
@@ -390,19 +456,26 @@ def explain(spark: SparkSession, warehouse: Warehouse, session_id: str, models_d
     """A scored session and its raw lines: (score row, [(event index, raw line, weight or None)])."""
     from pyspark.sql import functions as F
 
-    from logad.io.delta import read_table
+    from logad.io.delta import read_table, table_exists
     from logad.models.fit import load_artifact
     from logad.models.registry import info, resolve
 
     scores = read_table(spark, warehouse.table(SCORES)).where(F.col("session_id") == session_id) \
         .orderBy(F.col("scored_at").desc()).limit(1).collect()
-    if not scores:
-        raise LogadError(f"session {session_id} has no score in {warehouse.table(SCORES)}")
-    s = scores[0].asDict()
-    sess = read_table(spark, warehouse.table("sessions")).where(F.col("session_id") == session_id).limit(1).collect()
-    if not sess:
-        raise LogadError(f"session {session_id} is not in {warehouse.table('sessions')}")
-    row = {**sess[0].asDict(), **s}
+    if scores:
+        s = scores[0].asDict()
+        sess = read_table(spark, warehouse.table("sessions")).where(F.col("session_id") == session_id).limit(1).collect()
+        if not sess:
+            raise LogadError(f"session {session_id} is not in {warehouse.table('sessions')}")
+        row = {**sess[0].asDict(), **s}
+    else:  # still open: the prefix it was alerted on
+        early = (read_table(spark, warehouse.table(EARLY_SCORES)).where(
+            (F.col("session_id") == session_id) & F.col("template_ids").isNotNull())
+            .orderBy(F.col("scored_at").desc()).limit(1).collect()) if table_exists(warehouse.table(EARLY_SCORES)) else []
+        if not early:
+            raise LogadError(f"session {session_id} has no score in {warehouse.table(SCORES)} and no alerted "
+                             f"prefix in {warehouse.table(EARLY_SCORES)}")
+        s = row = {**early[0].asDict(), "open": True}
     root = Path(models_dir or Path(warehouse.root) / "models")
     _, path = resolve(root, s["model"], int(s["model_version"]))
     model, meta = load_artifact(path)

@@ -218,7 +218,7 @@ def test_sessions_scored_in_the_batch_that_closes_them(spark, broker, scored, tm
     wh, models, _, _, _, _ = scored
     # the same events, labels and templates in a fresh warehouse: no sessions, scores or checkpoints
     chained = Warehouse(str(tmp_path / "wh"))
-    for name in ("events", "labels", "templates"):
+    for name in ("raw_logs", "events", "labels", "templates"):
         shutil.copytree(wh.table(name), chained.table(name))
     alerts = new_topic("alerts")
     create_topics(broker.bootstrap, {alerts: 1})
@@ -231,7 +231,16 @@ def test_sessions_scored_in_the_batch_that_closes_them(spark, broker, scored, tm
     scores = {r.session_id: r for r in read_table(spark, chained.table("scores")).collect()}
     assert sessions and set(scores) == sessions  # every closed session scored, once, by the same query
     flagged = {s for s, r in scores.items() if r.is_anomaly}
-    assert {a["session_id"] for a in consume_all(broker.bootstrap, alerts)} == flagged
+    # sessions still open (a block quiet for less than 12 h at the end) were scored on their prefix
+    early = read_table(spark, chained.table("early_scores")).collect()
+    assert early and not {r.session_id for r in early} & sessions
+    early_flagged = {r.session_id for r in early if r.is_anomaly}
+    sent = consume_all(broker.bootstrap, alerts)
+    anomaly = [a["session_id"] for a in sent if a["decision"] == "anomaly"]
+    assert len(anomaly) == len(set(anomaly))  # once per session and decision
+    assert set(anomaly) == flagged | early_flagged and early_flagged
+    assert {a["phase"] for a in sent if a["session_id"] in early_flagged} == {"open"}
+    assert all(r.template_ids for r in early if r.alert)  # an alerted prefix keeps its lines for explain
     # the streamed blocks' sessions (cut from the same events by the same rules) score as before
     before = {r.session_id: r for r in read_table(spark, wh.table("scores")).collect()}
     common = set(before) & set(scores)
@@ -242,6 +251,9 @@ def test_sessions_scored_in_the_batch_that_closes_them(spark, broker, scored, tm
     # session is written, scored or alerted a second time
     n_sessions, n_scores = len(sessions), len(scores)
     sent = len(consume_all(broker.bootstrap, alerts))
+    open_alert = next(r.session_id for r in early if r.alert)
+    assert main(["explain", open_alert, "--warehouse", chained.root, "--models-dir", str(models)]) == 0
+    assert "still open, scored on its first" in capsys.readouterr().out
     assert main(argv + ["--query-name", "sessions_again"]) == 0
     capsys.readouterr()
     again = [r.session_id for r in read_table(spark, chained.table("sessions")).collect()]
@@ -253,3 +265,24 @@ def test_sessions_scored_in_the_batch_that_closes_them(spark, broker, scored, tm
                  "--alerts-topic", alerts, "--once", "--trigger", "1 second"]) == 0
     assert read_table(spark, chained.table("scores")).count() == n_scores
     assert len(consume_all(broker.bootstrap, alerts)) == sent
+    # time moves on (a line two days later): the open sessions close and are scored once more; one
+    # alerted on its prefix is not alerted again, and if it closes normal it is cleared, once
+    import datetime as dt
+
+    from logad.ingest import ingest_files
+
+    end = max(r.end_ts for r in early)
+    later = tmp_path / "later.log"
+    later.write_text((end + dt.timedelta(days=2)).strftime("%y%m%d %H%M%S") + " 1 INFO dfs.DataNode: Deleting block blk_1\n")
+    ingest_files(spark, chained, {str(later): "dn9"}, topic="logs.later")
+    assert main(argv) == 0
+    capsys.readouterr()
+    final = {r.session_id: r for r in read_table(spark, chained.table("scores")).collect()}
+    assert {r.session_id for r in early} <= set(final)
+    alerted_early = {r.session_id for r in early if r.alert == "anomaly"}
+    sent = consume_all(broker.bootstrap, alerts)
+    anomaly = [a["session_id"] for a in sent if a["decision"] == "anomaly"]
+    cleared = [a["session_id"] for a in sent if a["decision"] == "cleared"]
+    assert len(anomaly) == len(set(anomaly)) and len(cleared) == len(set(cleared))
+    assert set(cleared) == {s for s in alerted_early if not final[s].is_anomaly}
+    assert set(anomaly) == {s for s, r in final.items() if r.is_anomaly} | alerted_early

@@ -60,10 +60,12 @@ def score_stage(spark: SparkSession, warehouse: Warehouse, a: argparse.Namespace
 
 
 def print_scored(warehouse: Warehouse, stage: ScoreStage) -> None:
-    from logad.io.delta import table_summary
-    from logad.live_scoring import SCORES
+    from logad.io.delta import table_exists, table_summary
+    from logad.live_scoring import EARLY_SCORES, SCORES
 
     print(table_summary(warehouse.table(SCORES)))
+    if table_exists(warehouse.table(EARLY_SCORES)):
+        print(table_summary(warehouse.table(EARLY_SCORES)))
     print(f"{stage.alerts_sent} alerts sent" + (f" to {stage.alerts_topic}" if stage.alerts_topic else ""))
 
 
@@ -95,7 +97,8 @@ def cmd_explain(a: argparse.Namespace) -> int:
     print(f"session {s['session_id']} ({s['system']} {s['key']}, hosts {', '.join(s['hosts'] or [])}) "
           f"{s['start_ts']} .. {s['end_ts']}")
     print(f"score {s['score']:.4f} (threshold {s['threshold']:.4f}) by {s['model']} v{s['model_version']}: "
-          f"{'ANOMALY' if s['is_anomaly'] else 'normal'}; {s['unseen_templates']} templates unseen in training")
+          f"{'ANOMALY' if s['is_anomaly'] else 'normal'}; {s['unseen_templates']} templates unseen in training"
+          + (f"; still open, scored on its first {s['n_events']} events" if s.get("open") else ""))
     for i, line, weight in lines:
         if weight is not None:
             mark = f">> {weight:5.3f} "

@@ -21,6 +21,8 @@ def add(sub: Any) -> None:
     sr.add_argument("--score", action="store_true",
                     help="also score the sessions each batch closes, in that batch (scores table + alerts; "
                          "the model options as for `logad score`): no second query between a session and its alert")
+    sr.add_argument("--no-early", action="store_true",
+                    help="with --score: score sessions only when they close, not also their prefixes as they grow")
     model_args(sr)
     stream_args(sr, start_sessions, once_help="process what is there (and apply the final watermark), then "
                 "stop, reporting the sessions still open")
@@ -93,7 +95,7 @@ def cmd_sessions_run(a: argparse.Namespace) -> int:
     rejected = count_rejects(spark, warehouse, "sessions") if a.once else 0
     try:
         ran = run(start_sessions(spark, warehouse, session_rules(a), trigger=a.trigger, query_name=a.query_name,
-                                 score=stage), once=a.once)
+                                 score=stage, early=not a.no_early), once=a.once)
     finally:
         if stage is not None:
             stage.close()

@@ -163,6 +163,9 @@ class Chain:
     source: str
     stage: BatchStage
     outputs: Mapping[str, tuple[str, Callable[[DataFrame], DataFrame]]]
+    # the stage's input from the (staged) batch when it is not just the source output's rows
+    # (the sessions query also scores the prefixes of sessions still open)
+    input: Callable[[DataFrame], DataFrame] | None = None
 
 
 def absent(table_uri: str, df: DataFrame, key: str = "session_id",
@@ -268,9 +271,11 @@ def write_stream_tables(df: DataFrame, outputs: Mapping[str, tuple[str, Callable
             todo = []
             for name, (uri, transform) in outputs.items():
                 out = transform(staged)
-                if chain is not None and name == chain.source:
+                if chain is not None and chain.input is None and name == chain.source:
                     kept = out = out.persist()
                 todo.append((name, uri, out))
+            if chain is not None and chain.input is not None:
+                kept = chain.input(staged).persist()
             write_all(todo, batch_id, app_id, timings)
             if chain is not None and kept is not None:
                 t = time.perf_counter()

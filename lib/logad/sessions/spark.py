@@ -173,6 +173,18 @@ def _rows(system: str, key: str, closed: list[Any], late: list[Event], hosts: li
     return rows
 
 
+def _grown(system: str, key: str, z: Sessionizer, hosts: list[str]) -> list[dict[str, Any]]:
+    """The open sessions of ``z`` that took events since they were last emitted, as they stand."""
+    rows = []
+    for s in z.open.values():
+        if s.events and len(s.events) > s.emitted:
+            s.emitted = len(s.events)
+            row = summarize(system, key, s)
+            row.update(kind="open", hosts=hosts, close_reason="open")
+            rows.append(row)
+    return rows
+
+
 def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     import pandas as pd
 
@@ -180,10 +192,12 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame([[r.get(n) for n in names] for r in rows], columns=names, dtype=object)
 
 
-def _stateful(by_system: dict[str, SessionRules]):  # type: ignore[no-untyped-def]
+def _stateful(by_system: dict[str, SessionRules], early: bool = False):  # type: ignore[no-untyped-def]
     """The ``applyInPandasWithState`` function: one group is a bucket of session keys, its state
     every key's :class:`Sessionizer` (JSON). Buckets, not keys, because Spark calls Python once
-    per group: one call per HDFS block cost ~10 ms each (measured, ``bench/sessions.py``)."""
+    per group: one call per HDFS block cost ~10 ms each (measured, ``bench/sessions.py``).
+    ``early``: every open session that grew in the batch is also emitted as it stands now
+    (``kind = 'open'``), for scoring its prefix."""
 
     def cut(key: tuple[str, int], pdfs: Iterator[pd.DataFrame], state: Any) -> Iterator[pd.DataFrame]:
         system = key[0]
@@ -209,6 +223,8 @@ def _stateful(by_system: dict[str, SessionRules]):  # type: ignore[no-untyped-de
             hosts |= more
             closed, late = z.advance(evs, watermark_us, arrived_at_us=watermark_us)
             rows += _rows(system, skey, closed, late, sorted(hosts))
+            if early:
+                rows += _grown(system, skey, z, sorted(hosts))
             timeout = z.next_timeout_us()
             if timeout is not None:
                 keep[skey] = [z.to_state(), sorted(hosts)]
@@ -241,13 +257,16 @@ def _batch_cut(by_system: dict[str, SessionRules], watermark_us: int, close_open
     return cut
 
 
-def sessions_from_cut(cut: DataFrame, labels: DataFrame | None = None) -> DataFrame:
-    """The ``sessions`` rows of the operator's output, labelled (see :func:`with_labels`)."""
+def sessions_from_cut(cut: DataFrame, labels: DataFrame | None = None, with_open: bool = False) -> DataFrame:
+    """The ``sessions`` rows of the operator's output, labelled (see :func:`with_labels`);
+    ``with_open``: also the prefixes of sessions still open, with ``phase`` = ``open`` (else
+    ``closed``), for scoring them as they grow."""
     from pyspark.sql import functions as F
 
     ts = [F.timestamp_micros("start_us").alias("start_ts"), F.timestamp_micros("end_us").alias("end_ts")]
-    out = (cut.where("kind = 'session'")
-           .select("session_id", "system", "key", "name", "task", "hosts", *ts, "n_events",
+    phase = [F.when(F.col("kind") == "open", "open").otherwise("closed").alias("phase")] if with_open else []
+    out = (cut.where("kind IN ('session', 'open')" if with_open else "kind = 'session'")
+           .select(*phase, "session_id", "system", "key", "name", "task", "hosts", *ts, "n_events",
                    "template_ids", F.transform("event_us", lambda u: F.timestamp_micros(u)).alias("event_ts"),
                    "topics", "partitions", "offsets", "close_reason", "duplicates", "shared_events",
                    "late_events", "rule_label", "rule_event", "truth_label", "truth_event"))
@@ -379,13 +398,15 @@ def sessionize(events: DataFrame, rules: Sequence[SessionRules], labels: DataFra
 def start_sessions(spark: SparkSession, warehouse: Warehouse, rules: Sequence[SessionRules],
                    trigger: str = "5 seconds", query_name: str = "sessions",
                    starting_version: int = 0, buckets: int = BUCKETS,
-                   score: BatchStage | None = None) -> StreamingQuery:
+                   score: BatchStage | None = None, early: bool = True) -> StreamingQuery:
     """Start the streaming query ``events`` -> ``sessions`` (+ late lines to ``rejects``).
 
     With ``score`` (a :class:`logad.live_scoring.ScoreStage`), the sessions each micro-batch closes
     are scored in that same batch (``scores`` table + alerts) rather than by a second query over
     the ``sessions`` table: one trigger wait, one read and one batch's fixed cost fewer between a
-    session's last line and its alert.
+    session's last line and its alert. With ``early`` too (the default), every session still open
+    that grew in the batch is scored as it stands (``early_scores``), so a block that stays open
+    for a day is alerted on its prefix, not a day later; a session is alerted once per decision.
 
     Session keys are hashed into ``buckets`` state groups (spread over executors like any
     shuffle); the number is part of the checkpoint's state layout: keep it for a checkpoint.
@@ -410,8 +431,9 @@ def start_sessions(spark: SparkSession, warehouse: Warehouse, rules: Sequence[Se
           .withWatermark("ts", _watermark(rules).watermark)
           .withColumn("_late_guard", F.timestamp_micros(F.lit(_FAR_FUTURE_US)))
           .withWatermark("_late_guard", "0 seconds"))
+    early = early and score is not None
     cut = _bucketed(ev, buckets).applyInPandasWithState(
-        _stateful(by_system), CUT_SCHEMA, STATE_SCHEMA, "append", GroupStateTimeout.EventTimeTimeout)
+        _stateful(by_system, early), CUT_SCHEMA, STATE_SCHEMA, "append", GroupStateTimeout.EventTimeTimeout)
     outputs = {
         SESSIONS: (warehouse.table(SESSIONS),
                    lambda df: sessions_from_cut(df, read_labels(spark, warehouse))),
@@ -421,7 +443,9 @@ def start_sessions(spark: SparkSession, warehouse: Warehouse, rules: Sequence[Se
     if score is not None:
         from logad.live_scoring import score_outputs
 
-        chain = Chain(SESSIONS, score, score_outputs(warehouse))
+        chain = Chain(SESSIONS, score, score_outputs(warehouse, early),
+                      input=(lambda df: sessions_from_cut(df, read_labels(spark, warehouse), with_open=True))
+                      if early else None)
     # each session once in sessions and scores, whatever other query or re-read wrote it before
     query = write_stream_tables(cut, outputs, warehouse.checkpoint(query_name), query_name=query_name,
                                 trigger=trigger, chain=chain, unique={SESSIONS: "session_id", "scores": "session_id"})

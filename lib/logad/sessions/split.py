@@ -73,6 +73,7 @@ class Session:
     origin: tuple[str, int, int] | None = None  # Kafka coordinates of the line that opened it: its id
     touched: int | None = None  # the watermark its last late line arrived under (late="join")
     late: int = 0  # late lines folded in
+    emitted: int = 0  # events it had when its prefix was last emitted for scoring (open sessions)
 
     @property
     def start(self) -> int:
@@ -264,7 +265,8 @@ class Sessionizer:
     def to_state(self) -> dict[str, Any]:
         return {"p": [list(e) for e in self.pending], "f": self.final_until, "u": self.unattributed,
                 "o": [[s.name, [list(e) for e in s.events], s.duplicates, s.shared, s.window_end, s.task,
-                       list(s.origin) if s.origin else None, s.touched, s.late] for s in self.open.values()]}
+                       list(s.origin) if s.origin else None, s.touched, s.late, s.emitted]
+                      for s in self.open.values()]}
 
     @classmethod
     def from_state(cls, rules: SessionRules, key: str, state: dict[str, Any]) -> Sessionizer:
@@ -275,9 +277,9 @@ class Sessionizer:
         for name, events, dups, shared, window_end, task, *more in state["o"]:
             evs = [Event(*e) for e in events]
             # state written before origin/touched/late were kept: the first event opened it
-            origin, touched, late = more if more else ([evs[0][1], evs[0][2], evs[0][3]], None, 0)
+            origin, touched, late, emitted = (more + [0])[:4] if more else ([evs[0][1], evs[0][2], evs[0][3]], None, 0, 0)
             z.open[name] = Session(name, evs, "", dups, shared, window_end, task,
-                                   tuple(origin) if origin else None, touched, late)
+                                   tuple(origin) if origin else None, touched, late, emitted)
         return z
 
 
