@@ -337,8 +337,10 @@ class ScoreStage:
         dicts = [r.asDict() for r, _ in decided]
         self._texts_for({t for r in dicts for t in r["template_ids"]})
         tops = top_events(cur.model, vocab, extra, dicts, unit, window, max_len, repeats, self.top_k)
+        raw = raw_lines(self.spark, self.warehouse, [(r["topics"][i], r["partitions"][i], r["offsets"][i])
+                                                     for r, top in zip(dicts, tops, strict=True) for i, _ in top])
         for r, (_, decision), top in zip(dicts, decided, tops, strict=True):
-            alert = build_alert(cur, r, top, self.texts, decision)
+            alert = build_alert(cur, r, top, self.texts, decision, raw)
             send(self.producer, str(self.alerts_topic), json.dumps(alert, default=str).encode(),
                  key=r["session_id"].encode(), on_delivery=delivered)
         left = self.producer.flush(30)
@@ -391,6 +393,32 @@ def top_events(model: Any, vocab: dict[str, int], extra: np.ndarray | None, rows
     return out
 
 
+def raw_lines(spark: SparkSession, warehouse: Warehouse,
+              coords: list[tuple[str, int, int]]) -> dict[tuple[str, int, int], dict[str, Any]]:
+    """``(topic, partition, offset) -> {host, source, line}`` from ``raw_logs`` for the given
+    Kafka coordinates. One filter per (topic, partition) with the offsets' range, so Delta skips
+    the files outside it by their statistics (a join would scan the whole table); ``{}`` when
+    there is no ``raw_logs`` (a warehouse ingested with ``raw=False``)."""
+    from functools import reduce
+
+    from pyspark.sql import functions as F
+
+    from logad.io.delta import read_table, table_exists
+
+    uri = warehouse.table("raw_logs")
+    if not coords or not table_exists(uri):
+        return {}
+    by_part: dict[tuple[str, int], set[int]] = {}
+    for t, p, o in coords:
+        by_part.setdefault((t, int(p)), set()).add(int(o))
+    conds = [(F.col("topic") == t) & (F.col("partition") == p) & F.col("offset").between(min(os_), max(os_))
+             & F.col("offset").isin(sorted(os_)) for (t, p), os_ in by_part.items()]
+    rows = (read_table(spark, uri).where(reduce(lambda a, b: a | b, conds))
+            .select("topic", "partition", "offset", "host", "source", "line").collect())
+    return {(r["topic"], r["partition"], r["offset"]): {"host": r["host"], "source": r["source"], "line": r["line"]}
+            for r in rows}
+
+
 def alert_id(session_id: str, version: int, decision: str = "anomaly") -> str:
     """The alert's stable id, for consumers to deduplicate (the Kafka sink is at least once)."""
     text = f"{session_id}|{version}" + ("" if decision == "anomaly" else f"|{decision}")
@@ -398,16 +426,24 @@ def alert_id(session_id: str, version: int, decision: str = "anomaly") -> str:
 
 
 def build_alert(cur: Loaded, row: dict[str, Any], top: list[tuple[int, float]], texts: dict[str, str],
-                decision: str = "anomaly") -> dict[str, Any]:
+                decision: str = "anomaly", raw: dict[tuple[str, int, int], dict[str, Any]] | None = None) -> dict[str, Any]:
     """The alert for one scored session with its top events (see the module docstring):
     ``decision`` ``anomaly``, or ``cleared`` for a session alerted on a prefix that closed normal;
     ``phase`` ``open`` when the session was still growing (scored on its prefix)."""
 
+    from logad.parse.formats import node_of
+
     def event(i: int, weight: float) -> dict[str, Any]:
         t = row["template_ids"][i]
+        coord = (row["topics"][i], row["partitions"][i], row["offsets"][i])
+        line = (raw or {}).get(coord, {})
+        text = line.get("line")
         return {"index": i, "weight": round(weight, 4), "template_id": t, "template": texts.get(t),
-                "unseen": t not in cur.vocab, "ts": row["event_ts"][i], "topic": row["topics"][i],
-                "partition": row["partitions"][i], "offset": row["offsets"][i]}
+                "unseen": t not in cur.vocab, "ts": row["event_ts"][i], "topic": coord[0],
+                "partition": coord[1], "offset": coord[2], "host": line.get("host"),
+                "node": node_of(row["system"], text) if text else None, "line": text}
+
+    events = [event(i, w) for i, w in top]
 
     return {
         "alert_id": alert_id(row["session_id"], cur.version, decision), "decision": decision,
@@ -416,7 +452,8 @@ def build_alert(cur: Loaded, row: dict[str, Any], top: list[tuple[int, float]], 
         "start": row["start_ts"], "end": row["end_ts"], "n_events": row["n_events"],
         "score": row["score"], "threshold": row["threshold"], "model": row["model"],
         "model_version": row["model_version"], "unseen_templates": row["unseen_templates"],
-        "top_events": [event(i, w) for i, w in top],
+        "nodes": list(dict.fromkeys(e["node"] or e["host"] for e in events if e["node"] or e["host"])),
+        "top_events": events,
         "lines": [{"topic": row["topics"][i], "partition": row["partitions"][i], "offset": row["offsets"][i]}
                   for i in range(len(row["template_ids"]))],
         "scored_at": dt.datetime.now(dt.UTC).isoformat(),
@@ -483,12 +520,10 @@ def explain(spark: SparkSession, warehouse: Warehouse, session_id: str, models_d
     vocab = {t: i + 2 for i, t in enumerate(meta["template_ids"])}
     top = dict(top_events(model, vocab, None, [row], job.get("unit", "window"), int(job.get("window", 10)),
                           int(job.get("max_len", 512)), bool(model.config.repeats), top_k)[0])
-    coords = spark.createDataFrame(
-        [(t, p, o, i) for i, (t, p, o) in enumerate(zip(row["topics"], row["partitions"], row["offsets"], strict=True))],
-        "topic string, partition int, offset long, idx int")
-    raw = read_table(spark, warehouse.table("raw_logs")).join(F.broadcast(coords), ["topic", "partition", "offset"])
-    lines = {r["idx"]: r["line"] for r in raw.select("idx", "line").collect()}
-    return s, [(i, lines.get(i, "<raw line not in raw_logs>"), top.get(i)) for i in range(len(row["topics"]))]
+    coords = list(zip(row["topics"], row["partitions"], row["offsets"], strict=True))
+    raw = raw_lines(spark, warehouse, coords)
+    return s, [(i, raw.get(c, {}).get("line", "<raw line not in raw_logs>"), top.get(i)) for i, c in enumerate(coords)]
 
 
-__all__ = ["SCORES", "ScoreStage", "build_alert", "event_steps", "explain", "score_outputs", "start_scoring", "top_events"]
+__all__ = ["EARLY_SCORES", "SCORES", "ScoreStage", "alert_id", "build_alert", "event_steps", "explain", "raw_lines",
+           "score_outputs", "start_scoring", "top_events"]

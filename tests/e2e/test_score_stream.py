@@ -141,6 +141,13 @@ def test_the_anomalous_blocks_are_alerted_with_their_raw_lines(spark, scored):
         assert weights == sorted(weights, reverse=True) and 0 < sum(weights) <= 1.0001
         for e in a["top_events"]:  # the producer keys lines by file; offsets are line numbers
             assert s.key in file_lines[e["offset"]] and e["template"]
+            assert e["line"] == file_lines[e["offset"]]  # the raw line itself, from raw_logs
+            # the datanode the line is about (HDFS names it in the text), else none
+            ip = re.search(r"(\d+\.\d+\.\d+\.\d+):50010", e["line"])
+            assert e["node"] == (ip.group(1) if ip else e["node"]) and (e["node"] is None) == (
+                not re.search(r"\d+\.\d+\.\d+\.\d+:\d+", e["line"]))
+        assert a["nodes"] and set(a["nodes"]) <= {e["node"] or e["host"] for e in a["top_events"]}
+    assert any(e["node"] for a in alerts for e in a["top_events"])
 
 
 def test_explain_prints_the_raw_lines_with_the_weighty_ones_marked(spark, scored, capsys):

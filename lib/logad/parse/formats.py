@@ -163,6 +163,9 @@ class LogFormat:
             ``logad sessions labels``; None: no label file format.
         truth: a field whose value is the line's own ground truth (BGL's alert category, ``-``
             for normal); None when the lines carry none.
+        node: regexes tried in turn on the content for the node a line is about (group 1),
+            where the header names none (an HDFS line names its datanode in the text); a
+            ``node`` field of the header comes first.
     """
 
     name: str
@@ -174,6 +177,7 @@ class LogFormat:
     sessions: Mapping[str, Any] | None = None
     label_columns: tuple[str, str] | None = None
     truth: str | None = None
+    node: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9_]*", self.name):
@@ -198,6 +202,12 @@ class LogFormat:
                               f"does not capture (fields {self.fields})")
         if self.truth is not None and self.truth not in self.fields:
             raise ConfigError(f"format {self.name}: truth field {self.truth!r} is not one of {self.fields}")
+        for pattern in self.node:
+            try:
+                if re.compile(pattern).groups < 1:
+                    raise ConfigError(f"format {self.name}: node pattern {pattern!r} has no group")
+            except re.error as e:
+                raise ConfigError(f"format {self.name}: node pattern {pattern!r} does not compile: {e}") from e
         if self.sessions is not None and "kind" not in self.sessions:
             raise ConfigError(f"format {self.name}: sessions needs a kind (block, task, window, application)")
 
@@ -218,7 +228,13 @@ _FORMATS = (
               # after its first; its alert does not wait for that (scoring on the growing prefix).
               sessions={"kind": "block", "key_pattern": BLOCK_ID, "idle_s": 86400.0,
                         "max_duration_s": 7 * 86400.0},
-              label_columns=("BlockId", "Label")),
+              label_columns=("BlockId", "Label"),
+              # the datanode a line is about: the one speaking ("10.251.70.211:50010 Served
+              # block ..."), the receiving one ("... dest: /10.250.19.102:50010"), else the first
+              # datanode (data-transfer port 50010) a namenode line names ("blockMap updated:
+              # 10.251.71.16:50010 is added to blk_...")
+              node=(r"^/?(\d{1,3}(?:\.\d{1,3}){3}):\d+\b", r"\bdest: /(\d{1,3}(?:\.\d{1,3}){3}):\d+",
+                    r"\b(\d{1,3}(?:\.\d{1,3}){3}):50010\b")),
     LogFormat("bgl", r"^(\S+) (\d{9,11}) (\d{4}\.\d{2}\.\d{2}) (\S+) "
               r"(\d{4}-\d{2}-\d{2}-\d{2}\.\d{2}\.\d{2}\.(\d{6})) (\S+) (\S+) (\S+) (\S+) ?(.*)$",
               ("alert", "epoch", "date", "node", "time", "micros", "location", "type", "component",
@@ -289,3 +305,23 @@ def content_of(name: str, line: str) -> str | None:
     fmt = get(name)
     m = header(name).match(line)
     return None if m is None else m.group(fmt.fields.index("content") + 1)
+
+
+def node_of(name: str, line: str) -> str | None:
+    """The node a raw line of format ``name`` was written by or is about: the header's ``node``
+    field (BGL, Thunderbird), else the first of the format's ``node`` patterns that matches the
+    content (an HDFS datanode's address); None when neither says (the shipping host stands)."""
+    fmt = FORMATS.get(name)
+    if fmt is None:
+        return None
+    m = header(name).match(line)
+    if m is None:
+        return None
+    if "node" in fmt.fields:
+        return m.group(fmt.fields.index("node") + 1)
+    content = m.group(fmt.fields.index("content") + 1)
+    for pattern in fmt.node:
+        found = re.search(pattern, content)
+        if found:
+            return found.group(1)
+    return None
