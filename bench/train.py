@@ -28,18 +28,21 @@ from _common import ROOT
 
 
 def load_split(data: Path, seed: int):  # type: ignore[no-untyped-def]
-    from logad.models.evaluate import Split, hdfs_blocks
-
-    if (data / "HDFS" / "raw" / "HDFS_dev_sample.log.gz").exists():
-        return hdfs_blocks(data, seed), "HDFS dev set (hdfs-blocks)"
-    print(f"HDFS dev set not found under {data}: using the bundled HDFS_blocks600 sample instead")
+    """Whole HDFS blocks through the product's ingest and sessionizer, split 60/20/20 by block:
+    the dev sample when ``data`` has it, else the bundled HDFS_blocks600 sample."""
     import random
 
-    from logad.models.evaluate import hdfs_block_sessions
+    from logad.models.evaluate import Split, hdfs_block_sessions
 
-    raw = ROOT / "data" / "samples"
-    seqs, texts, labels = hdfs_block_sessions(raw / "HDFS_blocks600.log.gz",
-                                              raw / "HDFS_blocks600.anomaly_label.csv.gz")
+    raw = data / "HDFS" / "raw"
+    if (raw / "HDFS_dev_sample.log.gz").exists():
+        files, name = (raw / "HDFS_dev_sample.log.gz", raw / "HDFS_dev_sample.anomaly_label.csv"), "HDFS dev set"
+    else:
+        print(f"HDFS dev set not found under {data}: using the bundled HDFS_blocks600 sample instead")
+        samples = ROOT / "data" / "samples"
+        files = (samples / "HDFS_blocks600.log.gz", samples / "HDFS_blocks600.anomaly_label.csv.gz")
+        name = "HDFS_blocks600"
+    seqs, texts, labels = hdfs_block_sessions(*files)
     blocks = sorted(b for b in seqs if b in labels)
     random.Random(seed).shuffle(blocks)
     a, b = int(0.6 * len(blocks)), int(0.8 * len(blocks))
@@ -47,7 +50,7 @@ def load_split(data: Path, seed: int):  # type: ignore[no-untyped-def]
     def part(bs: list[str]) -> list[tuple[list[str], int]]:
         return [(seqs[x], labels[x]) for x in bs]
 
-    return Split(part(blocks[:a]), part(blocks[a:b]), part(blocks[b:]), texts, "HDFS_blocks600"), "HDFS_blocks600"
+    return Split(part(blocks[:a]), part(blocks[a:b]), part(blocks[b:]), texts, name), name
 
 
 def main() -> None:

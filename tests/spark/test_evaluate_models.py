@@ -47,6 +47,11 @@ def test_evaluate_prints_the_table_and_json(tmp_path, capsys):
     assert "ATT-GRU" in out and "TREE" in out and "F1-measure" in out
     result = json.loads(out.strip().splitlines()[-1])
     assert result["protocol"] == "hdfs-blocks" and set(result["models"]) == {"pca", "logreg", "tree", "att_gru"}
+    # through the product: the training job and the scoring UDF, with the line accounting of the run
+    acc = result["accounting"]
+    assert result["path"] == "product" and acc["max_sessions_per_block"] == 1
+    assert acc["lines_in"] == acc["raw_logs"] == acc["events"] + acc["rejects"] == 20000
+    assert acc["blocks_with_a_session"] == acc["blocks_labelled"] == 1782
     for m in result["models"].values():
         assert 0.0 <= m["f1"][0] <= 1.0
 
