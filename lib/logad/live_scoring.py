@@ -338,7 +338,7 @@ class ScoreStage:
         self._texts_for({t for r in dicts for t in r["template_ids"]})
         tops = top_events(cur.model, vocab, extra, dicts, unit, window, max_len, repeats, self.top_k)
         raw = raw_lines(self.spark, self.warehouse, [(r["topics"][i], r["partitions"][i], r["offsets"][i])
-                                                     for r, top in zip(dicts, tops, strict=True) for i, _ in top])
+                                                     for r, top in zip(dicts, tops, strict=True) for i, _, _ in top])
         for r, (_, decision), top in zip(dicts, decided, tops, strict=True):
             alert = build_alert(cur, r, top, self.texts, decision, raw)
             send(self.producer, str(self.alerts_topic), json.dumps(alert, default=str).encode(),
@@ -350,11 +350,22 @@ class ScoreStage:
         self.alerts_sent += len(decided)
 
 
+IMPACT_MAX_EVENTS = 128  # leave-one-out costs one forward pass per event: longer inputs rank by attention
+
+
 def top_events(model: Any, vocab: dict[str, int], extra: np.ndarray | None, rows: list[dict[str, Any]], unit: str,
-               window: int, max_len: int, repeats: bool, k: int) -> list[list[tuple[int, float]]]:
-    """Per row: (event index in the session, attention weight) of the top-``k`` events of the
-    window that scored highest (``top_window``), from one batched forward pass per 4,096 rows;
-    without attention (gru, lstm) the window's events in order, weight 0."""
+               window: int, max_len: int, repeats: bool, k: int,
+               rank: str = "impact") -> list[list[tuple[int, float, float | None]]]:
+    """Per row: (event index in the session, attention weight, impact) of the top-``k`` events of
+    the window that scored highest (``top_window``).
+
+    ``impact`` is how much the window's score drops when that one event is left out (a
+    leave-one-out occlusion, one batched forward pass for all the variants of all rows): the
+    events the decision rests on, which are the ones that differ from normal; attention weights
+    say where the model looked, and on HDFS they often sit on the block's common lines. Events
+    are ranked by impact, ties by weight (``rank="attention"``: by weight alone, no impact);
+    inputs longer than ``IMPACT_MAX_EVENTS`` rank by weight, impact None (models without
+    attention: weights 0)."""
     import numpy as np
     import torch
 
@@ -374,7 +385,6 @@ def top_events(model: Any, vocab: dict[str, int], extra: np.ndarray | None, rows
         runs.append(counts[a:b])
         steps.append(event_steps(len(row["template_ids"]), [vocab.get(t, UNKNOWN) for t in row["template_ids"]],
                                  unit, window, max_len, repeats, w))
-    out: list[list[tuple[int, float]]] = []
     with torch.no_grad():
         base = model.embed.weight[: model.config.vocab_size]
         if extra is not None and len(extra):  # this batch's unseen templates after the vocabulary
@@ -382,14 +392,38 @@ def top_events(model: Any, vocab: dict[str, int], extra: np.ndarray | None, rows
                 torch.cat([base, torch.as_tensor(extra, dtype=base.dtype)]), freeze=True, padding_idx=0)
         elif model.embed.weight.shape[0] != model.config.vocab_size:
             model.embed = torch.nn.Embedding.from_pretrained(base.clone(), freeze=True, padding_idx=0)
+    weights: list[Any] = []
     for c in range(0, len(seqs), 4096):
         x, n = pad(seqs[c:c + 4096])
         r = pad(runs[c:c + 4096])[0]
-        weights = infer(model, x, n, r if repeats else None, batch_size=4096, output="weights")  # (B, T)
-        for j in range(len(x)):
-            wt, st = weights[j, : int(n[j])], steps[c + j]
+        w_ = infer(model, x, n, r if repeats else None, batch_size=4096, output="weights")  # (B, T)
+        weights += [w_[j, : int(n[j])] for j in range(len(x))]
+    # leave-one-out: every row's full window, then the window without each of its events
+    variants, vruns, owner = [], [], []
+    for j, (seq, run) in enumerate(zip(seqs, runs, strict=True)):
+        if rank == "impact" and 1 < len(seq) <= IMPACT_MAX_EVENTS:
+            for i in range(-1, len(seq)):
+                variants.append(seq if i < 0 else seq[:i] + seq[i + 1:])
+                vruns.append(run if i < 0 else run[:i] + run[i + 1:])
+                owner.append(j)
+    impacts: dict[int, Any] = {}
+    if variants:
+        x, n = pad(variants)
+        scores = infer(model, x, n, pad(vruns)[0] if repeats else None, batch_size=4096, output="score")
+        at = 0
+        for j in sorted(set(owner)):
+            m = len(seqs[j])
+            impacts[j] = scores[at] - scores[at + 1: at + 1 + m]
+            at += m + 1
+    out: list[list[tuple[int, float, float | None]]] = []
+    for j, (wt, st) in enumerate(zip(weights, steps, strict=True)):
+        imp = impacts.get(j)
+        if imp is not None:
+            order = np.lexsort((-wt, -imp))[:k]
+        else:
             order = np.argsort(-wt, kind="stable")[:k] if wt.any() else np.arange(min(k, len(st)))
-            out.append([(st[int(i)], float(wt[int(i)])) for i in order if int(i) < len(st)])
+        out.append([(st[int(i)], float(wt[int(i)]), None if imp is None else float(imp[int(i)]))
+                    for i in order if int(i) < len(st)])
     return out
 
 
@@ -425,7 +459,7 @@ def alert_id(session_id: str, version: int, decision: str = "anomaly") -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def build_alert(cur: Loaded, row: dict[str, Any], top: list[tuple[int, float]], texts: dict[str, str],
+def build_alert(cur: Loaded, row: dict[str, Any], top: list[tuple[int, float, float | None]], texts: dict[str, str],
                 decision: str = "anomaly", raw: dict[tuple[str, int, int], dict[str, Any]] | None = None) -> dict[str, Any]:
     """The alert for one scored session with its top events (see the module docstring):
     ``decision`` ``anomaly``, or ``cleared`` for a session alerted on a prefix that closed normal;
@@ -433,17 +467,18 @@ def build_alert(cur: Loaded, row: dict[str, Any], top: list[tuple[int, float]], 
 
     from logad.parse.formats import node_of
 
-    def event(i: int, weight: float) -> dict[str, Any]:
+    def event(i: int, weight: float, impact: float | None) -> dict[str, Any]:
         t = row["template_ids"][i]
         coord = (row["topics"][i], row["partitions"][i], row["offsets"][i])
         line = (raw or {}).get(coord, {})
         text = line.get("line")
-        return {"index": i, "weight": round(weight, 4), "template_id": t, "template": texts.get(t),
+        return {"index": i, "weight": round(weight, 4), "impact": None if impact is None else round(impact, 4),
+                "template_id": t, "template": texts.get(t),
                 "unseen": t not in cur.vocab, "ts": row["event_ts"][i], "topic": coord[0],
                 "partition": coord[1], "offset": coord[2], "host": line.get("host"),
                 "node": node_of(row["system"], text) if text else None, "line": text}
 
-    events = [event(i, w) for i, w in top]
+    events = [event(i, w, imp) for i, w, imp in top]
 
     return {
         "alert_id": alert_id(row["session_id"], cur.version, decision), "decision": decision,
@@ -518,8 +553,11 @@ def explain(spark: SparkSession, warehouse: Warehouse, session_id: str, models_d
     model, meta = load_artifact(path)
     job = info(root, s["model"], int(s["model_version"])).get("job", {})
     vocab = {t: i + 2 for i, t in enumerate(meta["template_ids"])}
-    top = dict(top_events(model, vocab, None, [row], job.get("unit", "window"), int(job.get("window", 10)),
-                          int(job.get("max_len", 512)), bool(model.config.repeats), top_k)[0])
+    # the marked lines are the alert's top events; the figure shown is the impact (score drop
+    # without the line) where it was computed, else the attention weight
+    top = {i: (w if imp is None else imp) for i, w, imp in top_events(
+        model, vocab, None, [row], job.get("unit", "window"), int(job.get("window", 10)),
+        int(job.get("max_len", 512)), bool(model.config.repeats), top_k)[0]}
     coords = list(zip(row["topics"], row["partitions"], row["offsets"], strict=True))
     raw = raw_lines(spark, warehouse, coords)
     return s, [(i, raw.get(c, {}).get("line", "<raw line not in raw_logs>"), top.get(i)) for i, c in enumerate(coords)]

@@ -138,7 +138,9 @@ def test_the_anomalous_blocks_are_alerted_with_their_raw_lines(spark, scored):
         s = sessions[a["session_id"]]
         assert a["key"] == s.key and a["score"] >= a["threshold"] and 0 < len(a["top_events"]) <= 5
         weights = [e["weight"] for e in a["top_events"]]
-        assert weights == sorted(weights, reverse=True) and 0 < sum(weights) <= 1.0001
+        impacts = [e["impact"] for e in a["top_events"]]
+        assert None not in impacts and impacts == sorted(impacts, reverse=True)  # ranked by impact
+        assert all(0 <= w <= 1.0001 for w in weights)
         for e in a["top_events"]:  # the producer keys lines by file; offsets are line numbers
             assert s.key in file_lines[e["offset"]] and e["template"]
             assert e["line"] == file_lines[e["offset"]]  # the raw line itself, from raw_logs
@@ -148,6 +150,32 @@ def test_the_anomalous_blocks_are_alerted_with_their_raw_lines(spark, scored):
                 not re.search(r"\d+\.\d+\.\d+\.\d+:\d+", e["line"]))
         assert a["nodes"] and set(a["nodes"]) <= {e["node"] or e["host"] for e in a["top_events"]}
     assert any(e["node"] for a in alerts for e in a["top_events"])
+    # the lines an alert puts first are the ones that differ from normal: the top event's template
+    # is rare among the normal blocks the model trained on (share of normal blocks holding it)
+    train = read_table(spark, wh.table("train_sessions")).where("label = 0").select("template_ids").collect()
+    share = {}
+    for r in train:
+        for t in set(r.template_ids):
+            share[t] = share.get(t, 0) + 1 / len(train)
+    from logad.live_scoring import top_events
+
+    cur = stage.current
+    rows = [{**sessions[a["session_id"]].asDict(), "top_window": scores[a["session_id"]].top_window} for a in alerts]
+    job = cur.job
+    args = (job.get("unit", "window"), int(job.get("window", 10)), int(job.get("max_len", 512)),
+            bool(cur.model.config.repeats), 1)
+    first = {"impact": [], "attention": []}
+    for how in first:
+        for row, top in zip(rows, top_events(cur.model, cur.vocab, None, rows, *args, rank=how), strict=True):
+            first[how].append(share.get(row["template_ids"][top[0][0]], 0.0))
+    rare = {how: sum(x < 0.05 for x in v) / len(v) for how, v in first.items()}
+    # the best any ranking can do: the alerts whose session holds such a line at all
+    best = sum(any(share.get(t, 0.0) < 0.05 for t in r["template_ids"]) for r in rows) / len(rows)
+    print(f"alerts whose first line's template is in < 5% of normal training blocks: {rare['impact']:.2f} "
+          f"ranked by impact, {rare['attention']:.2f} by attention weight, {best:.2f} holding one at all "
+          f"({len(alerts)} alerts)")
+    assert [share.get(a["top_events"][0]["template_id"], 0.0) for a in alerts] == first["impact"]
+    assert rare["impact"] >= rare["attention"] and rare["impact"] >= 0.9 * best
 
 
 def test_explain_prints_the_raw_lines_with_the_weighty_ones_marked(spark, scored, capsys):
@@ -161,10 +189,10 @@ def test_explain_prints_the_raw_lines_with_the_weighty_ones_marked(spark, scored
     assert "ANOMALY" in out and f"v{a['model_version']}" in out
     marked = [(float(line.split()[1]), line) for line in out.splitlines() if line.startswith(">> ")]
     for e in a["top_events"]:
-        # explain recomputes the weights for this session alone; the alert's came from a padded
+        # explain recomputes the impacts for this session alone; the alert's came from a padded
         # batch of the micro-batch's anomalies: equal up to float noise (0.4695 prints either way)
         raw = file_lines[e["offset"]]
-        assert any(raw in line and abs(w - e["weight"]) < 2e-3 for w, line in marked), (raw, marked, e)
+        assert any(raw in line and abs(w - e["impact"]) < 2e-3 for w, line in marked), (raw, marked, e)
     assert main(["explain", "nope", "--warehouse", wh.root, "--models-dir", str(models)]) == 2
 
 
