@@ -48,7 +48,11 @@ def add(sub: Any) -> None:
     pr.set_defaults(func=cmd_promote)
 
     v = sub.add_parser("evaluate", help="P, R, F1, ROC-AUC of the models and baselines on a protocol")
-    v.add_argument("--protocol", choices=list(PROTOCOLS), default="hdfs-blocks")
+    v.add_argument("--protocol", choices=list(PROTOCOLS), default="hdfs-blocks",
+                   help="hdfs-blocks: the product's commands end to end (ingest, labels, default sessions, the "
+                        "training job, the scoring UDF), the figure an operator gets; bgl-chrono, spark-lab*: the "
+                        "product's ingest and sessionizer, models fitted in process (their splits are by time and "
+                        "by application); hdfs-paper: the papers' balanced setting on already-sessionized files")
     v.add_argument("--data", help="hdfs-*, bgl-*: the shared data folder with HDFS/, BGL/ (default $LOGAD_DATA or "
                    "../shared/data); spark-lab*: a lab corpus (default the committed data/samples/spark_lab)")
     v.add_argument("--models", default=",".join(default(evaluate, "models")))

@@ -19,6 +19,11 @@ Protocols (data under ``--data``, default ``$LOGAD_DATA`` or ``../shared/data``)
   unseen). The JSON line carries the line accounting of the run (lines in = ``raw_logs`` =
   ``events`` + ``rejects``; sessions per block).
 
+The other protocols run the product's ingest and sessionizer (:func:`pipeline_sessions`) and fit
+the models in process (:func:`run_once`), because their splits (by time, by application) are not
+the training job's session-hash split; ``hdfs-paper`` is the papers' setting on files already
+sessionized by their authors.
+
 - ``spark-lab``: Task workflows of a Spark lab corpus (``--data`` is the corpus folder; default
   the committed sample ``data/samples/spark_lab``), labelled by the lab's ground truth (injected
   faults and Spark's task end reasons, not by WARN/ERROR). The executor logs go through the
