@@ -86,3 +86,13 @@ def test_missing_table_and_unwritable_path_are_clear_errors(spark, tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(DeltaError, match="a-file"):
         create_small(spark, str(blocker / "t"), pa.schema([("k", pa.string())]))
+
+
+def test_write_table_replaces_a_table_written_with_an_older_schema(spark, tmp_path):
+    """A backfill made before a column was added (sessions.late_events) is replaced, not refused."""
+    from logad.io.delta import read_table, write_table
+
+    uri = str(tmp_path / "sessions_backfill")
+    write_table(spark.createDataFrame([("a", 1)], "session_id string, n_events int"), uri)
+    write_table(spark.createDataFrame([("b", 2, 0)], "session_id string, n_events int, late_events int"), uri)
+    assert [tuple(r) for r in read_table(spark, uri).collect()] == [("b", 2, 0)]

@@ -297,9 +297,10 @@ def write_stream_tables(df: DataFrame, outputs: Mapping[str, tuple[str, Callable
 def write_table(df: DataFrame, table_uri: str) -> None:
     """Replace the rows of the table at ``table_uri`` with ``df`` (a batch DataFrame), one commit.
 
-    For batch outputs such as a sessions backfill.
+    For batch outputs such as a sessions backfill; the table takes ``df``'s schema (a backfill
+    made by an older logad, without a column added since, is replaced, not refused).
     """
-    df.write.format("delta").mode("overwrite").save(table_uri)
+    df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(table_uri)
 
 
 def append_table(df: DataFrame, table_uri: str) -> None:
