@@ -46,3 +46,28 @@ def test_rank_zeros_result_survives_a_rank_that_finishes_last(spark):
 
     blob = TorchDistributor(num_processes=2, local_mode=True, use_gpu=False).run(rank_one_finishes_last)
     assert pickle.loads(blob) == {"from_rank": 0, "world": 2}
+
+
+def test_petastorm_shards_deal_every_training_row_to_exactly_one_rank(spark, tmp_path):
+    """Each rank reads its shard of the training files; together the shards are every row once,
+    and a rank reads the same rows in the same order every time (petastorm's shuffling buffer
+    draws from numpy's global generator: unseeded, the same seed trained a different model on
+    each run, F1 0.969 and 0.985 on the same HDFS split)."""
+    from petastorm.spark import SparkDatasetConverter, make_spark_converter
+
+    from logad.models.train_job import PetastormBatches, _deterministic_files
+
+    spark.conf.set(SparkDatasetConverter.PARENT_CACHE_DIR_URL_CONF, f"file://{tmp_path}")
+    rows = spark.createDataFrame([(f"s{i:03d}", 0, [i, 0], i, [1, 1], i % 2) for i in range(400)],
+                                 "session_id string, window int, x array<int>, length int, repeats array<int>, label int")
+    converter = make_spark_converter(_deterministic_files(rows, 8).select("x", "length", "repeats", "label"))
+    try:
+        def read(rank: int) -> list[int]:
+            with PetastormBatches(converter, 400, [200, 200], False, seed=3).loader(rank, 2, 16, num_epochs=1) as dl:
+                return [int(v) for b in dl for v in b["length"]]
+
+        shards = [read(0), read(1)]
+        assert sorted(shards[0] + shards[1]) == list(range(400))  # every row, once
+        assert shards[0] and shards[1] and read(0) == shards[0]  # and the same order again
+    finally:
+        converter.delete()
