@@ -77,6 +77,22 @@ def _words_vector(words: dict[str, np.ndarray], text: str, dim: int) -> np.ndarr
     return np.mean(known, axis=0).astype(np.float32) if known else np.zeros(dim, dtype=np.float32)
 
 
+def nearest_vector(model: Any, meta: dict[str, Any], word_vectors: dict[str, np.ndarray], text: str) -> np.ndarray:
+    """An unseen template's vector: the trained vector of the known template whose word2vec
+    vector is closest to its words' (cosine); the unknown row when none of its words is known."""
+    import numpy as np
+
+    from logad.models.vectors import UNKNOWN
+
+    trained = model.embed.weight[: model.config.vocab_size].detach().cpu().numpy()
+    v = _words_vector(word_vectors, text, model.config.embed_dim)
+    known = meta["vectors"].numpy()[2:]  # word2vec vectors of the known templates
+    if not v.any() or not len(known):
+        return np.asarray(trained[UNKNOWN], dtype=np.float32)
+    sims = known @ v / (np.linalg.norm(known, axis=1) * np.linalg.norm(v) + 1e-9)
+    return np.asarray(trained[2 + int(np.argmax(sims))], dtype=np.float32)
+
+
 def event_steps(n_events: int, template_idx: list[int], unit: str, window: int, width: int,
                 repeats: bool, top_window: int) -> list[int]:
     """The session's event index behind each step of window ``top_window`` (as
@@ -202,21 +218,9 @@ class ScoreStage:
             self.texts = template_texts(self.spark, self.warehouse) or self.texts
 
     def _nearest(self, text: str) -> np.ndarray:
-        """An unseen template's vector: the trained vector of the known template whose word2vec
-        vector is closest to its words' (cosine); the unknown row when none of its words is known."""
-        import numpy as np
-
-        from logad.models.vectors import UNKNOWN
-
         cur = self.current
         assert cur is not None
-        trained = cur.model.embed.weight[: cur.model.config.vocab_size].detach().cpu().numpy()
-        v = _words_vector(cur.word_vectors, text, cur.model.config.embed_dim)
-        known = cur.meta["vectors"].numpy()[2:]  # word2vec vectors of the known templates
-        if not v.any() or not len(known):
-            return np.asarray(trained[UNKNOWN], dtype=np.float32)
-        sims = known @ v / (np.linalg.norm(known, axis=1) * np.linalg.norm(v) + 1e-9)
-        return np.asarray(trained[2 + int(np.argmax(sims))], dtype=np.float32)
+        return nearest_vector(cur.model, cur.meta, cur.word_vectors, text)
 
     # -- BatchStage ----------------------------------------------------------------------------
 
@@ -553,10 +557,23 @@ def explain(spark: SparkSession, warehouse: Warehouse, session_id: str, models_d
     model, meta = load_artifact(path)
     job = info(root, s["model"], int(s["model_version"])).get("job", {})
     vocab = {t: i + 2 for i, t in enumerate(meta["template_ids"])}
+    # templates the model never saw get the vectors the scoring stage gave them (nearest known)
+    extra = None
+    unseen = sorted(set(row["template_ids"]) - set(vocab))
+    if unseen:
+        import numpy as np
+
+        from logad.templates.stream import template_texts
+
+        texts = template_texts(spark, warehouse) or {}
+        words = {w: meta["word_vectors"][i].numpy() for i, w in enumerate(meta.get("words", []))}
+        for j, t in enumerate(unseen):
+            vocab[t] = model.config.vocab_size + j
+        extra = np.stack([nearest_vector(model, meta, words, texts.get(t, "")) for t in unseen])
     # the marked lines are the alert's top events; the figure shown is the impact (score drop
     # without the line) where it was computed, else the attention weight
     top = {i: (w if imp is None else imp) for i, w, imp in top_events(
-        model, vocab, None, [row], job.get("unit", "window"), int(job.get("window", 10)),
+        model, vocab, extra, [row], job.get("unit", "window"), int(job.get("window", 10)),
         int(job.get("max_len", 512)), bool(model.config.repeats), top_k)[0]}
     coords = list(zip(row["topics"], row["partitions"], row["offsets"], strict=True))
     raw = raw_lines(spark, warehouse, coords)
