@@ -279,16 +279,10 @@ class ScoreStage:
         anomalies = out.where("is_anomaly").collect()
         if unseen:
             log.info("score batch %d: %d templates unseen in training (a signal in itself)", batch_id, len(unseen))
-        decisions = self._decide(out, anomalies)
-        if decisions and self.producer is not None:
-            by_id = {r["session_id"]: r for r in anomalies}
-            cleared = [sid for sid, d in decisions.items() if d == "cleared"]
-            if cleared:
-                by_id.update({r["session_id"]: r for r in out.where(F.col("session_id").isin(cleared)).collect()})
-            self._alert([(by_id[sid], d) for sid, d in sorted(decisions.items())], vocab, extra, unit, window,
-                        max_len, repeats)
-        elif self.producer is None:
-            decisions = {}
+        decided = self._decide(out, anomalies) if self.producer is not None else []
+        if decided:
+            self._alert(decided, vocab, extra, unit, window, max_len, repeats)
+        decisions = {r["session_id"]: d for r, d in decided}
         log.info("score batch %d: %s v%d, %d anomalies (%d of them open sessions), %d alerts", batch_id, self.name,
                  cur.version, len(anomalies), sum(r["phase"] == "open" for r in anomalies), len(decisions))
         if not decisions:
@@ -296,35 +290,27 @@ class ScoreStage:
         sent = self.spark.createDataFrame(sorted(decisions.items()), "session_id string, alert string")
         return out.join(F.broadcast(sent), "session_id", "left")
 
-    def _decide(self, out: DataFrame, anomalies: list[Any]) -> dict[str, str]:
-        """Which sessions of the batch get an alert, and which: ``anomaly`` the first time a
-        session (a prefix or the closed session) is found anomalous, ``cleared`` when a session
-        alerted on a prefix closes normal. Once per session and decision: earlier decisions are
-        read from ``early_scores`` (a closed session is scored once)."""
+    def _decide(self, out: DataFrame, anomalies: list[Any]) -> list[tuple[Any, str]]:
+        """The scored rows of the batch that get an alert, with its decision: ``anomaly`` the
+        first time a session (a prefix or the closed session) is found anomalous, ``cleared`` when
+        a session alerted on a prefix closes normal. Once per session and decision: earlier
+        decisions are read from ``early_scores`` (a closed session is scored once)."""
         from pyspark.sql import functions as F
 
-        from logad.io.delta import read_table, table_exists
+        from logad.io.delta import overlapping
 
         prior: dict[str, set[str]] = {}
-        uri = self.warehouse.table(EARLY_SCORES)
-        if table_exists(uri):
-            lo, hi = out.agg(F.min("start_ts"), F.max("end_ts")).first() or (None, None)
-            if lo is not None:
-                ids = out.select("session_id")
-                for r in (read_table(self.spark, uri)
-                          .where((F.col("end_ts") >= F.lit(lo)) & (F.col("start_ts") <= F.lit(hi))
-                                 & F.col("alert").isNotNull())
-                          .join(ids, "session_id", "left_semi").select("session_id", "alert").collect()):
-                    prior.setdefault(r["session_id"], set()).add(r["alert"])
-        decisions = {r["session_id"]: "anomaly" for r in anomalies if "anomaly" not in prior.get(r["session_id"], ())}
+        earlier = overlapping(self.warehouse.table(EARLY_SCORES), out)
+        if earlier is not None:
+            for r in (earlier.where(F.col("alert").isNotNull()).join(out.select("session_id"), "session_id", "left_semi")
+                      .select("session_id", "alert").collect()):
+                prior.setdefault(r["session_id"], set()).add(r["alert"])
+        decided = [(r, "anomaly") for r in anomalies if "anomaly" not in prior.get(r["session_id"], ())]
         alerted = [sid for sid, d in prior.items() if "anomaly" in d and "cleared" not in d]
         if alerted:
-            for r in out.where(~F.col("is_anomaly") & (F.col("phase") == "closed")
-                               & F.col("session_id").isin(alerted)).select("session_id").collect():
-                decisions[r["session_id"]] = "cleared"
-        return decisions
-
-    # -- alerts --------------------------------------------------------------------------------
+            decided += [(r, "cleared") for r in out.where(~F.col("is_anomaly") & (F.col("phase") == "closed")
+                                                          & F.col("session_id").isin(alerted)).collect()]
+        return sorted(decided, key=lambda rd: rd[0]["session_id"])
 
     def _alert(self, decided: list[tuple[Any, str]], vocab: dict[str, int], extra: np.ndarray | None, unit: str,
                window: int, max_len: int, repeats: bool) -> None:
@@ -521,7 +507,7 @@ def start_scoring(spark: SparkSession, warehouse: Warehouse, stage: ScoreStage, 
 
     sessions = read_stream(spark, warehouse.table("sessions"), starting_version)
     query = write_stream_tables(sessions, score_outputs(warehouse), warehouse.checkpoint(query_name), query_name=query_name,
-                                trigger=trigger, stage=stage, unique={SCORES: "session_id"})
+                                trigger=trigger, stage=stage)
     log.info("query %s: sessions -> %s%s", query_name, warehouse.table(SCORES),
              f" + alerts to {stage.alerts_topic}" if stage.alerts_topic else "")
     return query

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,26 @@ def write(path: Path, lines: list[str], mode: str = "a") -> None:
 
 def lines(prefix: str, n: int, start: int = 0) -> list[str]:
     return [f"{prefix} line {i}" for i in range(start, start + n)]
+
+
+@contextmanager
+def shipping(c: ShipConfig):
+    """A Shipper running in a thread (as `logad ship` runs), stopped and joined on exit."""
+    stop = threading.Event()
+    shipper = Shipper(c)
+    runner = threading.Thread(target=shipper.run, kwargs={"stop": stop})
+    runner.start()
+    try:
+        yield shipper
+    finally:
+        stop.set()
+        runner.join(30)
+
+
+def wait_sent(shipper: Shipper, n: int, timeout_s: float = 20) -> None:
+    deadline = time.monotonic() + timeout_s
+    while shipper.stats.sent < n and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 @pytest.fixture
@@ -106,22 +127,13 @@ def test_rename_rotation_while_running_loses_nothing(cfg, broker, tmp_path):
     f = tmp_path / "app.log"
     write(f, lines("old", 100))
     c = cfg(str(f), poll_interval_s=0.1)
-    stop = threading.Event()
-    shipper = Shipper(c)
-    runner = threading.Thread(target=shipper.run, kwargs={"stop": stop})
-    runner.start()
-    try:
+    with shipping(c) as shipper:
         time.sleep(1.0)
         write(f, lines("old", 20, start=100))  # written just before the rename
         f.rename(tmp_path / "app.log.1")       # logrotate: rename, then a new file
         write(tmp_path / "app.log.1", lines("old", 5, start=120))  # the app still writes the old fd
         write(f, lines("new", 30))
-        deadline = time.monotonic() + 20
-        while shipper.stats.sent < 155 and time.monotonic() < deadline:
-            time.sleep(0.2)
-    finally:
-        stop.set()
-        runner.join(30)
+        wait_sent(shipper, 155)
     got = [v for _, v in consume(broker.bootstrap, c.topic)]
     assert sorted(got) == sorted(lines("old", 125) + lines("new", 30))
     assert [v for v in got if v.startswith("old")] == lines("old", 125)
@@ -295,23 +307,14 @@ def test_a_compressed_rotation_while_running_is_not_shipped_twice(cfg, broker, t
     f = tmp_path / "app.log"
     write(f, [f"{'w' * 20} {i}" for i in range(200)])
     c = cfg(str(tmp_path / "app.log*"), poll_interval_s=0.1, close_inactive_s=0.5)
-    stop = threading.Event()
-    shipper = Shipper(c)
-    runner = threading.Thread(target=shipper.run, kwargs={"stop": stop})
-    runner.start()
-    try:
+    with shipping(c) as shipper:
         time.sleep(1.0)
         rotated = f.rename(tmp_path / "app.log.1")  # logrotate with delaycompress: rename now ...
         write(f, lines("new", 30))
         time.sleep(1.5)
         gzip_file(rotated)                          # ... compress at the next rotation
         write(f, lines("new", 20, start=30))
-        deadline = time.monotonic() + 20
-        while shipper.stats.sent < 250 and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_sent(shipper, 250)
         time.sleep(1.5)  # a few more cycles: the .gz is seen and must add nothing
-    finally:
-        stop.set()
-        runner.join(30)
     got = [v for _, v in consume(broker.bootstrap, c.topic)]
     assert len(got) == 250 and sorted(got) == sorted([f"{'w' * 20} {i}" for i in range(200)] + lines("new", 50))

@@ -168,25 +168,29 @@ class Chain:
     input: Callable[[DataFrame], DataFrame] | None = None
 
 
+def overlapping(table_uri: str, df: DataFrame, span: tuple[str, str] = ("start_ts", "end_ts")) -> DataFrame | None:
+    """The table's rows whose time span (``span``: start and end columns) overlaps that of
+    ``df``'s rows; None without a table or without rows. Delta skips the files outside the span
+    by their column statistics, so the cost follows the batch, not the table."""
+    from pyspark.sql import functions as F
+
+    if not table_exists(table_uri):
+        return None
+    lo, hi = df.agg(F.min(span[0]), F.max(span[1])).first() or (None, None)
+    if lo is None:
+        return None
+    return read_table(df.sparkSession, table_uri).where((F.col(span[1]) >= F.lit(lo)) & (F.col(span[0]) <= F.lit(hi)))
+
+
 def absent(table_uri: str, df: DataFrame, key: str = "session_id",
            span: tuple[str, str] = ("start_ts", "end_ts")) -> DataFrame:
     """The rows of ``df`` whose ``key`` the table does not hold yet: for tables that hold each
     session once however many queries, restarts or re-reads write it (``sessions``, ``scores``).
-
-    Only the table's rows whose time span overlaps the batch's are read (``span``: a row with the
-    same session id has the same opening line, so its span overlaps), and Delta skips the files
-    outside it by their column statistics: the cost follows the batch, not the table.
+    Only the table's rows whose span overlaps the batch's are read (:func:`overlapping`): a row
+    with the same session id has the same opening line, so its span overlaps.
     """
-    from pyspark.sql import functions as F
-
-    if not table_exists(table_uri):
-        return df
-    lo, hi = df.agg(F.min(span[0]), F.max(span[1])).first() or (None, None)
-    if lo is None:
-        return df
-    existing = (read_table(df.sparkSession, table_uri)
-                .where((F.col(span[1]) >= F.lit(lo)) & (F.col(span[0]) <= F.lit(hi))).select(key))
-    return df.join(existing, key, "left_anti")
+    existing = overlapping(table_uri, df, span)
+    return df if existing is None else df.join(existing.select(key), key, "left_anti")
 
 
 def write_stream_tables(df: DataFrame, outputs: Mapping[str, tuple[str, Callable[[DataFrame], DataFrame]]],

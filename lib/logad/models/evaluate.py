@@ -128,25 +128,15 @@ def pipeline_sessions(files: dict[str, str], rules: Sequence[Any], labels: tuple
     import tempfile
 
     from logad.config import Warehouse
-    from logad.ingest import ingest_files
-    from logad.io.delta import read_small, read_table
-    from logad.parse.headers import Parser
-    from logad.sessions.labels import load_labels
-    from logad.sessions.spark import read_labels, sessionize
-    from logad.spark_session import get_spark
+    from logad.io.delta import read_small
     from logad.templates.stream import TEMPLATES
 
-    spark = get_spark("logad-evaluate", master="local[2]", conf={"spark.sql.shuffle.partitions": "4"})
-    parser = Parser(default=fmt) if fmt else None
     with tempfile.TemporaryDirectory(prefix="logad-eval-") as tmp:
         wh = Warehouse(str(Path(tmp) / "wh"))
         t0 = time.monotonic()
-        ingest_files(spark, wh, files, parser=parser, raw=False)
-        if labels is not None:
-            load_labels(spark, wh, labels[0], labels[1])
-        sessions: Any = (sessionize(read_table(spark, wh.table("events")), list(rules), read_labels(spark, wh))
-                         .select("system", "key", "name", "start_ts", "template_ids", "label", "label_source",
-                                 "rule_event").toPandas())
+        spark, _, cut = _through_the_product(wh, files, rules, labels, fmt, raw=False)
+        sessions: Any = cut.select("system", "key", "name", "start_ts", "template_ids", "label", "label_source",
+                                   "rule_event").toPandas()
         table = read_small(spark, wh.table(TEMPLATES))
         if table is None:
             raise LogadError(f"ingest of {', '.join(files)} mined no templates")
@@ -154,6 +144,25 @@ def pipeline_sessions(files: dict[str, str], rules: Sequence[Any], labels: tuple
         log.info("pipeline: %d sessions from %d file(s) in %.0fs", len(sessions), len(files), time.monotonic() - t0)
     _PIPELINE_CACHE[key] = (sessions, dict(zip(texts["template_id"], texts["text"], strict=True)))
     return _PIPELINE_CACHE[key]
+
+
+def _through_the_product(wh: Any, files: dict[str, str], rules: Sequence[Any], labels: tuple[str, str] | None,
+                         fmt: str | None, raw: bool) -> tuple[Any, dict[str, int | None], Any]:
+    """The product's ingest of ``files`` into warehouse ``wh`` (``ingest_files``: the parser, ``fmt``
+    pinned or detected, masking, the template stage), ``labels`` (system, file) into ``labels``,
+    and the batch sessionizer over ``events``: (spark, rows per table, the sessions DataFrame)."""
+    from logad.ingest import ingest_files
+    from logad.io.delta import read_table
+    from logad.parse.headers import Parser
+    from logad.sessions.labels import load_labels
+    from logad.sessions.spark import read_labels, sessionize
+    from logad.spark_session import get_spark
+
+    spark = get_spark("logad-evaluate", master="local[2]", conf={"spark.sql.shuffle.partitions": "4"})
+    counts = ingest_files(spark, wh, files, parser=Parser(default=fmt) if fmt else None, raw=raw)
+    if labels is not None:
+        load_labels(spark, wh, labels[0], labels[1])
+    return spark, counts, sessionize(read_table(spark, wh.table("events")), list(rules), read_labels(spark, wh))
 
 
 def hdfs_block_sessions(log_file: Path, label_file: Path) -> tuple[dict[str, list[str]], dict[str, str], dict[str, int]]:
@@ -180,29 +189,22 @@ def hdfs_blocks_product(data: Path, models: Sequence[str], seeds: Sequence[int],
     from pyspark.sql import functions as F
 
     from logad.config import Warehouse
-    from logad.ingest import ingest_files
     from logad.io.delta import read_table, write_table
     from logad.models.baselines import PCADetector, SklearnBaseline
     from logad.models.fit import best_threshold, metrics
     from logad.models.inputs import split
     from logad.models.train_job import TrainJob, run_train
-    from logad.parse.headers import Parser
-    from logad.sessions.labels import load_labels
     from logad.sessions.rules import rules_for
-    from logad.sessions.spark import read_labels, sessionize
-    from logad.spark_session import get_spark
 
     raw = data / "HDFS" / "raw"
     log_file, label_file = _need(raw / "HDFS_dev_sample.log.gz"), _need(raw / "HDFS_dev_sample.anomaly_label.csv")
-    spark = get_spark("logad-evaluate", master="local[2]", conf={"spark.sql.shuffle.partitions": "4"})
     runs: dict[str, list[dict[str, float]]] = {m: [] for m in models}
     with tempfile.TemporaryDirectory(prefix="logad-eval-") as tmp:
         wh = Warehouse(str(Path(tmp) / "wh"))
         t0 = time.monotonic()
-        counts = ingest_files(spark, wh, {str(log_file): "hdfs"}, parser=Parser(default="hdfs"))
-        load_labels(spark, wh, "hdfs", str(label_file))
-        write_table(sessionize(read_table(spark, wh.table("events")), [rules_for("hdfs")], read_labels(spark, wh)),
-                    wh.table("sessions"))
+        spark, counts, cut = _through_the_product(wh, {str(log_file): "hdfs"}, [rules_for("hdfs")],
+                                                  ("hdfs", str(label_file)), "hdfs", raw=True)
+        write_table(cut, wh.table("sessions"))
         source = f"hdfs:{label_file.name}"
         sessions = read_table(spark, wh.table("sessions")).where(F.col("label_source") == source)
         per_block = sessions.groupBy("key").count()

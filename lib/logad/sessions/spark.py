@@ -446,9 +446,10 @@ def start_sessions(spark: SparkSession, warehouse: Warehouse, rules: Sequence[Se
         chain = Chain(SESSIONS, score, score_outputs(warehouse, early),
                       input=(lambda df: sessions_from_cut(df, read_labels(spark, warehouse), with_open=True))
                       if early else None)
-    # each session once in sessions and scores, whatever other query or re-read wrote it before
+    # each session once in sessions, whatever other query or re-read wrote it before (the
+    # scoring stage skips sessions already scored itself)
     query = write_stream_tables(cut, outputs, warehouse.checkpoint(query_name), query_name=query_name,
-                                trigger=trigger, chain=chain, unique={SESSIONS: "session_id", "scores": "session_id"})
+                                trigger=trigger, chain=chain, unique={SESSIONS: "session_id"})
     log.info("query %s: events -> sessions for %s (watermark %s)%s", query_name,
              ", ".join(f"{r.system}:{r.kind}" for r in rules), _watermark(rules).watermark,
              " -> scores in the same batch" if chain else "")
