@@ -89,11 +89,11 @@ if len(hits) and model.attention is not None:
     row = hits.iloc[0].to_dict()
     vocab = {t: i + 2 for i, t in enumerate(meta["template_ids"])}
     width = job.window if unit == "window" else job.max_len
-    top = top_events(model, vocab, None, [row], unit, job.window, job.max_len, bool(model.config.repeats), width)[0]
-    top.sort()
+    top = top_events(model, vocab, None, [row], unit, job.window, job.max_len, bool(model.config.repeats), width, rank="attention")[0]
+    top.sort()  # (event index, attention weight, impact), in session order
     texts = template_texts(spark, wh) or {}
-    labels = [f"{i:>3} {texts.get(row['template_ids'][i], '?')}" for i, _ in top]
-    fig = report.attention_heatmap([w for _, w in top], labels,
+    labels = [f"{i:>3} {texts.get(row['template_ids'][i], '?')}" for i, _, _ in top]
+    fig = report.attention_heatmap([w for _, w, _ in top], labels,
                                    f"{row['session_id']} (score {row['score']:.3f})")
     show(fig, f"{model_kind}_v{summary['version']}_attention")
 else:
