@@ -66,6 +66,36 @@ class Loaded:
     broadcast: Any
     digest: str
     word_vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    kind: str = "att_gru"  # the detector (model.json's kind): a sequence model or a count detector
+    detector: Any = None  # a count detector (logad.models.counts.CountDetector); None: ``model`` is torch
+
+
+def load_version(spark: SparkSession, models_dir: Path, name: str, version: int, path: Path,
+                 broadcast: bool = True) -> Loaded:
+    """A registered version, loaded and checked: a sequence model (``model.pt``: torch, its bytes
+    broadcast to the executors) or a count detector (``model/``: a Spark ML pipeline)."""
+    from logad.models.counts import CountDetector
+    from logad.models.fit import load_artifact
+    from logad.models.registry import info
+
+    summary = info(models_dir, name, version)
+    job = dict(summary.get("job", {}))
+    kind = str(summary.get("kind") or job.get("model") or name)
+    if path.is_dir():
+        det = CountDetector.load(spark, path, float(summary["threshold"]), kind)
+        vocab = {t: i for i, t in enumerate(det.vocabulary)}
+        meta: dict[str, Any] = {"threshold": det.threshold, "template_ids": det.vocabulary}
+        digest = hashlib.sha256((path.parent / "model.json").read_bytes()).hexdigest()[:16]
+        return Loaded(version, path, None, meta, job, vocab, None, digest, {}, kind, det)
+    data = path.read_bytes()
+    model, meta = load_artifact(path, data=data)
+    if len(meta["template_ids"]) + 2 != model.config.vocab_size:
+        raise LogadError(f"the model artifact at {path} has {len(meta['template_ids'])} template "
+                         f"ids for a vocabulary of {model.config.vocab_size}")
+    words = {w: meta["word_vectors"][i].numpy() for i, w in enumerate(meta.get("words", []))}
+    return Loaded(version, path, model, meta, job, {t: i + 2 for i, t in enumerate(meta["template_ids"])},
+                  spark.sparkContext.broadcast(data) if broadcast else None, hashlib.sha256(data).hexdigest()[:16],
+                  words, kind)
 
 
 def _words_vector(words: dict[str, np.ndarray], text: str, dim: int) -> np.ndarray:
@@ -117,8 +147,11 @@ class ScoreStage:
     def __init__(self, spark: SparkSession, warehouse: Warehouse, model: str = "att_gru",
                  which: str | int = "promoted", models_dir: str | None = None,
                  bootstrap: str | None = None, alerts_topic: str | None = "logad.alerts", top_k: int = 5,
-                 kafka_options: dict[str, str] | None = None) -> None:
+                 kafka_options: dict[str, str] | None = None, once_per_session: bool = True) -> None:
         self.spark, self.warehouse, self.name, self.which = spark, warehouse, model, which
+        # False: score every session given (an evaluation, which writes nothing), not only those
+        # that are not in ``scores`` yet
+        self.once_per_session = once_per_session
         self.models_dir = Path(models_dir or Path(warehouse.root) / "models")
         self.top_k = top_k
         self.alerts_topic = alerts_topic if bootstrap else None
@@ -151,8 +184,7 @@ class ScoreStage:
     # -- the model ------------------------------------------------------------------------------
 
     def _refresh(self, batch_id: int) -> None:
-        from logad.models.fit import load_artifact
-        from logad.models.registry import info, resolve
+        from logad.models.registry import resolve
 
         try:
             version, path = resolve(self.models_dir, self.name, self.which)
@@ -166,31 +198,25 @@ class ScoreStage:
         if version in self.refused:
             return
         try:
-            data = path.read_bytes()
-            model, meta = load_artifact(path, data=data)
-            job = dict(info(self.models_dir, self.name, version).get("job", {}))
-            if len(meta["template_ids"]) + 2 != model.config.vocab_size:
-                raise LogadError(f"the model artifact at {path} has {len(meta['template_ids'])} template "
-                                 f"ids for a vocabulary of {model.config.vocab_size}")
-        except (LogadError, OSError) as e:
+            loaded = load_version(self.spark, self.models_dir, self.name, version, path)
+        except Exception as e:  # noqa: BLE001 (whatever a bad version raises, torch's or the JVM's, the stream goes on)
             if self.current is None:
                 raise LogadError(f"cannot score with {self.name} v{version}: {e}") from e
             self.refused[version] = str(e)
             log.error("model swap refused: %s v%d does not load (%s); scoring goes on with v%d",
                       self.name, version, e, self.current.version)
             return
-        words = {w: meta["word_vectors"][i].numpy() for i, w in enumerate(meta.get("words", []))}
-        loaded = Loaded(version, path, model, meta, job, {t: i + 2 for i, t in enumerate(meta["template_ids"])},
-                        self.spark.sparkContext.broadcast(data), hashlib.sha256(data).hexdigest()[:16], words)
         old = self.current
         self.current = loaded
         self.swaps.append((batch_id, None if old is None else old.version, version))
         if old is None:
-            log.info("scoring %s sessions with %s v%d (%s, threshold %.4f)", job.get("system", "all"), self.name,
-                     version, path, meta["threshold"])
+            log.info("scoring %s sessions with %s v%d (%s, %s, threshold %.4f)", loaded.job.get("system", "all"),
+                     self.name, version, loaded.kind, path, loaded.meta["threshold"])
         else:
-            log.info("model swap at batch %d: %s v%d -> v%d", batch_id, self.name, old.version, version)
-            old.broadcast.unpersist()
+            log.info("model swap at batch %d: %s v%d (%s) -> v%d (%s)", batch_id, self.name, old.version, old.kind,
+                     version, loaded.kind)
+            if old.broadcast is not None:
+                old.broadcast.unpersist()
 
     def _extra(self, ids: set[str]) -> tuple[dict[str, int], np.ndarray | None, set[str]]:
         """Vocabulary with this batch's unseen templates appended, their vectors, and the set."""
@@ -199,8 +225,8 @@ class ScoreStage:
         cur = self.current
         assert cur is not None
         unseen = sorted(ids - set(cur.vocab))
-        if not unseen:
-            return cur.vocab, None, set()
+        if not unseen or cur.detector is not None:  # a count detector does not count what it never saw
+            return cur.vocab, None, set(unseen)
         self._texts_for(set(unseen))
         vocab = dict(cur.vocab)
         base = cur.model.config.vocab_size
@@ -257,16 +283,22 @@ class ScoreStage:
         # prefixes of open sessions (the sessions query's early scoring) every time they grew
         if "phase" not in batch.columns:
             batch = batch.withColumn("phase", F.lit("closed"))
-        closed = absent(self.warehouse.table(SCORES), batch.where(F.col("phase") == "closed"))
+        closed = batch.where(F.col("phase") == "closed")
+        if self.once_per_session:
+            closed = absent(self.warehouse.table(SCORES), closed)
         batch = closed.unionByName(batch.where(F.col("phase") == "open"))
         ids = {r[0] for r in batch.select(F.explode("template_ids")).distinct().collect()}
         vocab, extra, unseen = self._extra(ids)
         unit, window, max_len = job.get("unit", "window"), int(job.get("window", 10)), int(job.get("max_len", 512))
-        repeats = bool(cur.model.config.repeats)
-        rows = inputs(batch, vocab, unit=unit, window=window, max_len=max_len, repeats=repeats, labelled=False)
-        ref = ModelRef(f"{cur.digest}:{len(unseen)}:{hashlib.sha256(repr(sorted(unseen)).encode()).hexdigest()[:8]}",
-                       str(cur.path), cur.broadcast, extra)
-        scored = session_scores(score_inputs(rows, ref)).drop("label", "windows")
+        if cur.detector is not None:
+            repeats = False
+            scored = cur.detector.session_scores(batch)
+        else:
+            repeats = bool(cur.model.config.repeats)
+            rows = inputs(batch, vocab, unit=unit, window=window, max_len=max_len, repeats=repeats, labelled=False)
+            ref = ModelRef(f"{cur.digest}:{len(unseen)}:{hashlib.sha256(repr(sorted(unseen)).encode()).hexdigest()[:8]}",
+                           str(cur.path), cur.broadcast, extra)
+            scored = session_scores(score_inputs(rows, ref)).drop("label", "windows")
         threshold = float(cur.meta["threshold"])
         n_unseen = (F.size(F.array_intersect("template_ids", F.array(*[F.lit(u) for u in sorted(unseen)])))
                     if unseen else F.lit(0))
@@ -326,7 +358,8 @@ class ScoreStage:
 
         dicts = [r.asDict() for r, _ in decided]
         self._texts_for({t for r in dicts for t in r["template_ids"]})
-        tops = top_events(cur.model, vocab, extra, dicts, unit, window, max_len, repeats, self.top_k)
+        tops = (cur.detector.top_events(self.spark, dicts, self.top_k) if cur.detector is not None
+                else top_events(cur.model, vocab, extra, dicts, unit, window, max_len, repeats, self.top_k))
         raw = raw_lines(self.spark, self.warehouse, [(r["topics"][i], r["partitions"][i], r["offsets"][i])
                                                      for r, top in zip(dicts, tops, strict=True) for i, _, _ in top])
         for r, (_, decision), top in zip(dicts, decided, tops, strict=True):
@@ -476,7 +509,7 @@ def build_alert(cur: Loaded, row: dict[str, Any], top: list[tuple[int, float, fl
         "task": row.get("task"), "hosts": row["hosts"],
         "start": row["start_ts"], "end": row["end_ts"], "n_events": row["n_events"],
         "score": row["score"], "threshold": row["threshold"], "model": row["model"],
-        "model_version": row["model_version"], "unseen_templates": row["unseen_templates"],
+        "model_version": row["model_version"], "detector": cur.kind, "unseen_templates": row["unseen_templates"],
         "nodes": list(dict.fromkeys(e["node"] or e["host"] for e in events if e["node"] or e["host"])),
         "top_events": events,
         "lines": [{"topic": row["topics"][i], "partition": row["partitions"][i], "offset": row["offsets"][i]}
@@ -519,8 +552,7 @@ def explain(spark: SparkSession, warehouse: Warehouse, session_id: str, models_d
     from pyspark.sql import functions as F
 
     from logad.io.delta import read_table, table_exists
-    from logad.models.fit import load_artifact
-    from logad.models.registry import info, resolve
+    from logad.models.registry import resolve
 
     scores = read_table(spark, warehouse.table(SCORES)).where(F.col("session_id") == session_id) \
         .orderBy(F.col("scored_at").desc()).limit(1).collect()
@@ -540,31 +572,34 @@ def explain(spark: SparkSession, warehouse: Warehouse, session_id: str, models_d
         s = row = {**early[0].asDict(), "open": True}
     root = Path(models_dir or Path(warehouse.root) / "models")
     _, path = resolve(root, s["model"], int(s["model_version"]))
-    model, meta = load_artifact(path)
-    job = info(root, s["model"], int(s["model_version"])).get("job", {})
-    vocab = {t: i + 2 for i, t in enumerate(meta["template_ids"])}
-    # templates the model never saw get the vectors the scoring stage gave them (nearest known)
-    extra = None
-    unseen = sorted(set(row["template_ids"]) - set(vocab))
-    if unseen:
-        import numpy as np
+    cur = load_version(spark, root, s["model"], int(s["model_version"]), path, broadcast=False)
+    job = cur.job
+    if cur.detector is not None:
+        found = cur.detector.top_events(spark, [row], top_k)[0]
+    else:
+        # templates the model never saw get the vectors the scoring stage gave them (nearest known)
+        model, meta, vocab = cur.model, cur.meta, dict(cur.vocab)
+        extra = None
+        unseen = sorted(set(row["template_ids"]) - set(vocab))
+        if unseen:
+            import numpy as np
 
-        from logad.templates.stream import template_texts
+            from logad.templates.stream import template_texts
 
-        texts = template_texts(spark, warehouse) or {}
-        words = {w: meta["word_vectors"][i].numpy() for i, w in enumerate(meta.get("words", []))}
-        for j, t in enumerate(unseen):
-            vocab[t] = model.config.vocab_size + j
-        extra = np.stack([nearest_vector(model, meta, words, texts.get(t, "")) for t in unseen])
+            texts = template_texts(spark, warehouse) or {}
+            for j, t in enumerate(unseen):
+                vocab[t] = model.config.vocab_size + j
+            extra = np.stack([nearest_vector(model, meta, cur.word_vectors, texts.get(t, "")) for t in unseen])
+        found = top_events(model, vocab, extra, [row], job.get("unit", "window"), int(job.get("window", 10)),
+                           int(job.get("max_len", 512)), bool(model.config.repeats), top_k)[0]
     # the marked lines are the alert's top events; the figure shown is the impact (score drop
-    # without the line) where it was computed, else the attention weight
-    top = {i: (w if imp is None else imp) for i, w, imp in top_events(
-        model, vocab, extra, [row], job.get("unit", "window"), int(job.get("window", 10)),
-        int(job.get("max_len", 512)), bool(model.config.repeats), top_k)[0]}
+    # without the line) where it was computed, else the weight
+    top = {i: (w if imp is None else imp) for i, w, imp in found}
     coords = list(zip(row["topics"], row["partitions"], row["offsets"], strict=True))
     raw = raw_lines(spark, warehouse, coords)
     return s, [(i, raw.get(c, {}).get("line", "<raw line not in raw_logs>"), top.get(i)) for i, c in enumerate(coords)]
 
 
-__all__ = ["EARLY_SCORES", "SCORES", "ScoreStage", "alert_id", "build_alert", "event_steps", "explain", "raw_lines",
+__all__ = ["EARLY_SCORES", "SCORES", "Loaded", "ScoreStage", "alert_id", "build_alert", "event_steps", "explain",
+           "load_version", "raw_lines",
            "score_outputs", "start_scoring", "top_events"]

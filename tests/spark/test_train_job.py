@@ -44,7 +44,7 @@ def test_train_reads_the_pinned_version_trains_on_two_ranks_and_registers_a_mode
     out = capsys.readouterr().out
     model_dir = Path(warehouse.root) / "models" / "att_gru" / "v1"
     summary = json.loads((model_dir / "model.json").read_text())
-    assert f"att_gru v1: {model_dir / 'model.pt'}" in out and "test" in out
+    assert f"att_gru v1 (att_gru): {model_dir / 'model.pt'}" in out and "test" in out
     # the pinned version, not the latest (which holds 100 sessions): 600 blocks, 171 abnormal
     assert summary["data_version"].endswith("tables/sessions@v0")
     assert sum(summary["sessions"].values()) == 600

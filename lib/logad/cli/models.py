@@ -41,7 +41,7 @@ def add(sub: Any) -> None:
 
     pr = sub.add_parser("promote", help="make a model version the one the stream scores with")
     spark_args(pr)
-    pr.add_argument("--model", default=default(TrainJob, "model"))
+    pr.add_argument("--model", default=default(TrainJob, "model"), help="the registry entry (train's --name)")
     pr.add_argument("--version", type=int, required=True)
     pr.add_argument("--models-dir", help="default <warehouse>/models")
     pr.add_argument("--reason", default="logad promote")
@@ -71,6 +71,7 @@ def add(sub: Any) -> None:
 def train_args(tr: argparse.ArgumentParser, pinned: bool = True) -> None:
     """The arguments of a training job (``logad train``, ``logad retrain``), defaults from TrainJob."""
     from logad.models import KINDS
+    from logad.models.counts import COUNT_KINDS
     from logad.models.train_job import TrainJob
 
     def d(name: str) -> Any:
@@ -80,7 +81,17 @@ def train_args(tr: argparse.ArgumentParser, pinned: bool = True) -> None:
     tr.add_argument("--table", default=d("table"))
     if pinned:
         tr.add_argument("--version", type=int, help="the sessions table version (default the latest, recorded)")
-    tr.add_argument("--model", choices=list(KINDS), default=d("model"))
+    kinds = ", ".join(KINDS + COUNT_KINDS)
+    if pinned:
+        tr.add_argument("--model", choices=list(KINDS + COUNT_KINDS), default=d("model"),
+                        help="a sequence model, or a count detector (tree, logreg: Spark ML on the sessions' "
+                        "template counts; no epochs)")
+    else:
+        tr.add_argument("--model", default=d("model"), type=_kinds,
+                        help=f"one detector or several, comma-separated ({kinds}): each is trained and the best on "
+                        "the held-out sessions is the candidate")
+    tr.add_argument("--name", help="the registry entry <models-dir>/<name> the version goes to, the name 'logad "
+                    "score --model' serves (default the model kind; for several kinds, the system)")
     tr.add_argument("--unit", choices=["window", "session"], default=d("unit"),
                     help="sliding windows (the paper's) or whole sessions")
     tr.add_argument("--window", type=int, default=d("window"))
@@ -105,10 +116,22 @@ def train_args(tr: argparse.ArgumentParser, pinned: bool = True) -> None:
     tr.add_argument("--no-resume", action="store_true", help="ignore a checkpoint of an interrupted run")
 
 
+def _kinds(text: str) -> tuple[str, ...]:
+    from logad.models import KINDS
+    from logad.models.counts import COUNT_KINDS
+
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    bad = [k for k in kinds if k not in KINDS + COUNT_KINDS]
+    if not kinds or bad:
+        raise argparse.ArgumentTypeError(f"{text!r}: use one or more of {', '.join(KINDS + COUNT_KINDS)}")
+    return kinds
+
+
 def train_job(a: argparse.Namespace) -> TrainJob:
     from logad.models.train_job import TrainJob
 
-    return TrainJob(system=a.system, table=a.table, version=a.version, model=a.model, unit=a.unit,
+    kinds = a.model if isinstance(a.model, tuple) else (a.model,)
+    return TrainJob(system=a.system, table=a.table, version=a.version, model=kinds[0], name=a.name, unit=a.unit,
                     window=a.window, split=a.split, train_fraction=a.train_fraction,
                     valid_fraction=a.valid_fraction, seed=a.seed, epochs=a.epochs, batch_size=a.batch_size,
                     lr=a.lr, patience=a.patience, embed_dim=a.embed_dim, repeats=a.repeats, max_len=a.max_len,
@@ -125,8 +148,9 @@ def cmd_train(a: argparse.Namespace) -> int:
     spark = get_spark("logad-train", master=a.master)
     s = run_train(spark, Warehouse(a.warehouse), job)
     m = s["metrics"]
-    print(f"{s['model']} v{s['version']}: {s['artifact']}")
-    print(f"  data {s['data_version']}  code {s['code_version']}  best epoch {s['best_epoch'] + 1}  "
+    print(f"{s['model']} v{s['version']} ({s['kind']}): {s['artifact']}")
+    epoch = f"best epoch {s['best_epoch'] + 1}  " if s["history"] else ""
+    print(f"  data {s['data_version']}  code {s['code_version']}  {epoch}"
           f"threshold {s['threshold']:.4f}  {s['seconds']:.0f} s")
     if a.promote:
         from logad.models.registry import promote
@@ -149,14 +173,17 @@ def cmd_retrain(a: argparse.Namespace) -> int:
     job = train_job(a)
     spark = get_spark("logad-retrain", master=a.master)
     rule = PromotionRule.from_conf(spark, a.metric, a.max_drop)
-    r = run_retrain(spark, Warehouse(a.warehouse), job, rule, a.mlflow_uri, a.experiment, a.registered_model)
+    kinds = a.model if isinstance(a.model, tuple) else (a.model,)
+    r = run_retrain(spark, Warehouse(a.warehouse), job, rule, a.mlflow_uri, a.experiment, a.registered_model,
+                    kinds=kinds)
     h = r["held_out"]
     print(f"{r['model']} v{r['candidate_version']} {r['decision'].upper()}: {r['reason']}")
     print(f"  held-out: {h['sessions']} {r['system']} sessions ({h['abnormal']} abnormal) neither model trained on")
-    for who, m in (("candidate", r["candidate_metrics"]), ("current", r["current_metrics"])):
+    rows = ([(f"candidate {c['kind']}", c["version"], c["metrics"]) for c in r["candidates"]]
+            + ([(f"current {r['current_kind']}", r["current_version"], r["current_metrics"])] if r["current_metrics"] else []))
+    for who, v, m in rows:
         if m:
-            v = r["candidate_version"] if who == "candidate" else r["current_version"]
-            print(f"  {who:<9} v{v}: P {m['precision']:.4f}  R {m['recall']:.4f}  F1 {m['f1']:.4f}  "
+            print(f"  {who:<20} v{v}: P {m['precision']:.4f}  R {m['recall']:.4f}  F1 {m['f1']:.4f}  "
                   f"AUC {m['auc']:.4f}")
     ml = r["mlflow"]
     print(f"  MLflow: {ml['tracking_uri']} run {ml['run_id']}, {ml['registered_model']} "

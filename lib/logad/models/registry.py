@@ -1,5 +1,8 @@
-"""The model registry on storage: ``<models>/<name>/v<N>/model.pt`` + ``model.json`` (written by
-``logad train``), and ``<models>/<name>/promoted.json`` naming the version the stream scores with.
+"""The model registry on storage: ``<models>/<name>/v<N>/`` holds ``model.json`` (written last, by
+``logad train``) and the artifact: ``model.pt`` for a sequence model, the Spark ML folder ``model``
+for a count detector; ``<models>/<name>/promoted.json`` names the version the stream scores with.
+The versions of one name may be different detectors (``logad retrain --model att_gru,tree``
+registers both and promotes the better), so a name is the detector *slot* a stream serves.
 
 Promotion is one atomic file replace, so a running ``logad score`` sees the old or the new
 version, never half of one; it checks the file at every micro-batch.
@@ -23,10 +26,23 @@ from logad.errors import LogadError
 PROMOTED = "promoted.json"
 
 
+ARTIFACTS = ("model.pt", "model")  # a sequence model's file, a count detector's Spark ML folder
+
+
 def versions(models_dir: str | Path, name: str) -> list[int]:
-    """The registered versions of a model, oldest first (folders with a model.pt)."""
+    """The registered versions of a model, oldest first (folders with a model.json and an artifact)."""
     root = Path(models_dir) / name
-    return sorted(int(p.name[1:]) for p in root.glob("v*") if p.name[1:].isdigit() and (p / "model.pt").exists())
+    return sorted(int(p.name[1:]) for p in root.glob("v*") if p.name[1:].isdigit() and (p / "model.json").exists()
+                  and any((p / a).exists() for a in ARTIFACTS))
+
+
+def artifact(models_dir: str | Path, name: str, version: int) -> Path:
+    """The artifact of a version: ``model.pt`` (sequence model) or ``model/`` (count detector)."""
+    root = Path(models_dir) / name / f"v{version}"
+    for a in ARTIFACTS:
+        if (root / a).exists():
+            return root / a
+    raise LogadError(f"no model artifact in {root} (neither {' nor '.join(ARTIFACTS)})")
 
 
 def info(models_dir: str | Path, name: str, version: int) -> dict[str, Any]:
@@ -75,10 +91,7 @@ def resolve(models_dir: str | Path, name: str, which: str | int = "promoted") ->
         v = vs[-1]
     else:
         v = int(which)
-    path = Path(models_dir) / name / f"v{v}" / "model.pt"
-    if not path.exists():
-        raise LogadError(f"no model artifact at {path}")
-    return v, path
+    return v, artifact(models_dir, name, v)
 
 
-__all__ = ["info", "promote", "promoted", "resolve", "versions"]
+__all__ = ["ARTIFACTS", "artifact", "info", "promote", "promoted", "resolve", "versions"]

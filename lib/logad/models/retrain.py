@@ -35,7 +35,8 @@ import json
 import logging
 import math
 import os
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -130,7 +131,8 @@ def score_sessions(spark: SparkSession, warehouse: Warehouse, models_dir: str | 
     ``top_window``, ``model_version``."""
     from logad.live_scoring import ScoreStage
 
-    stage = ScoreStage(spark, warehouse, model, version, str(models_dir), bootstrap=None, alerts_topic=None)
+    stage = ScoreStage(spark, warehouse, model, version, str(models_dir), bootstrap=None, alerts_topic=None,
+                       once_per_session=False)  # every given session, also those the stream scored already
     try:
         return stage.apply(sessions, -1, f"batch-score-{model}-v{version}").toPandas()
     finally:
@@ -194,7 +196,8 @@ def record(uri: str, experiment: str, registered: str, report: dict[str, Any], a
     with mlflow.start_run(experiment_id=exp_id, run_name=f"retrain {cand['model']} v{cand['version']}") as run:
         mlflow.log_params({**{k: v for k, v in job.items() if k not in ("models_dir",)},
                            "rule_metric": report["rule"]["metric"], "rule_max_drop": report["rule"]["max_drop"]})
-        mlflow.set_tags({"logad.model": cand["model"], "logad.version": str(cand["version"]),
+        mlflow.set_tags({"logad.model": cand["model"], "logad.kind": str(cand.get("kind", cand["model"])),
+                         "logad.version": str(cand["version"]),
                          "logad.data_version": cand["data_version"], "logad.code_version": cand["code_version"],
                          "logad.decision": report["decision"], "logad.reason": report["reason"],
                          "logad.current_version": str(report["current_version"])})
@@ -202,6 +205,8 @@ def record(uri: str, experiment: str, registered: str, report: dict[str, Any], a
             mlflow.log_metrics({k: float(v) for k, v in h.items() if isinstance(v, int | float) and k != "epoch"}, step=i)
         mlflow.log_metrics({f"train_{k}": float(v) for k, v in cand.get("metrics", {}).items()})
         mlflow.log_metrics({f"candidate_{k}": float(v) for k, v in report["candidate_metrics"].items()})
+        for c in report.get("candidates", []) if len(report.get("candidates", [])) > 1 else []:
+            mlflow.log_metrics({f"{c['kind']}_v{c['version']}_{k}": float(v) for k, v in c["metrics"].items()})
         if report["current_metrics"] is not None:
             mlflow.log_metrics({f"current_{k}": float(v) for k, v in report["current_metrics"].items()})
         mlflow.log_dict(report, "retrain.json")
@@ -222,52 +227,65 @@ def record(uri: str, experiment: str, registered: str, report: dict[str, Any], a
 
 def run_retrain(spark: SparkSession, warehouse: Warehouse, job: TrainJob, rule: PromotionRule,
                 mlflow_uri: str | None = None, experiment: str | None = None,
-                registered_model: str | None = None) -> dict[str, Any]:
-    """Train a candidate, compare it with the promoted model on the same held-out sessions,
-    promote it or not, record the run in MLflow; returns the report (also in MLflow)."""
+                registered_model: str | None = None, kinds: Sequence[str] = ()) -> dict[str, Any]:
+    """Train a candidate of each of ``kinds`` (default ``job.model``) as versions of one registry
+    entry (``job.registered``), score them and the promoted version on the same held-out
+    sessions, keep the best candidate by the rule's metric, promote it unless it is worse than the
+    promoted version, record the run in MLflow; returns the report (also in MLflow)."""
     from logad.models import registry
     from logad.models.train_job import run_train
 
     if job.version is not None:
         raise ConfigError("logad retrain trains on the latest sessions snapshot: drop --version "
                           "(use 'logad train --version N' to train on a pinned one)")
+    kinds = tuple(dict.fromkeys(kinds or (job.model,)))
+    name = job.name or (job.model if len(kinds) == 1 else job.system)
     models_dir = Path(job.models_dir or Path(warehouse.root) / "models")
     uri = tracking_uri(models_dir, mlflow_uri)
     _mlflow()  # fail before hours of training, not after
-    current_version = registry.promoted(models_dir, job.model)
-    current = registry.info(models_dir, job.model, current_version) if current_version is not None else None
+    jobs = [replace(job, model=k, name=name) for k in kinds]  # each kind is checked before any trains
+    current_version = registry.promoted(models_dir, name)
+    current = registry.info(models_dir, name, current_version) if current_version is not None else None
     if current is not None and current.get("job", {}).get("system") != job.system:
-        raise ConfigError(f"the promoted {job.model} v{current_version} scores {current['job'].get('system')} "
+        raise ConfigError(f"the promoted {name} v{current_version} scores {current['job'].get('system')} "
                           f"sessions, not {job.system}: retrain with --system {current['job'].get('system')} "
                           "or use another --models-dir")
-    log.info("retrain %s on %s: current %s", job.model, job.system,
-             f"v{current_version}" if current_version is not None else "none promoted")
-    candidate = run_train(spark, warehouse, job)
-    held = held_out(spark, candidate, current).persist()
+    log.info("retrain %s (%s) on %s: current %s", name, ", ".join(kinds), job.system,
+             f"v{current_version} ({current.get('kind') or current['job'].get('model')})" if current else "none promoted")
+    trained = [run_train(spark, warehouse, j) for j in jobs]
+    held = held_out(spark, trained[0], current).persist()  # one split for all: same data, seed, fractions
     n_held = held.count()
     n_bad = held.where("label = 1").count()
     log.info("held-out: %d sessions (%d abnormal) the current model never trained on", n_held, n_bad)
     if n_held == 0 or n_bad == 0 or n_bad == n_held:
         held.unpersist()
         raise LogadError(f"the held-out set has {n_held} sessions, {n_bad} abnormal: both classes are needed "
-                         f"to compare the models; candidate v{candidate['version']} was trained and is not promoted")
-    cand_m = evaluate_version(spark, warehouse, models_dir, job.model, candidate["version"], held)
-    cur_m = (evaluate_version(spark, warehouse, models_dir, job.model, current_version, held)
+                         f"to compare the models; {name} v{', v'.join(str(t['version']) for t in trained)} "
+                         "were trained and are not promoted")
+    scored = [(t, evaluate_version(spark, warehouse, models_dir, name, t["version"], held)) for t in trained]
+    cur_m = (evaluate_version(spark, warehouse, models_dir, name, current_version, held)
              if current_version is not None else None)
     held.unpersist()
+    # the best candidate by the rule's metric (the first listed on a tie)
+    candidate, cand_m = max(scored, key=lambda tm: (tm[1].get(rule.metric, -math.inf), -trained.index(tm[0])))
     ok, why = rule.decide(cand_m, cur_m)
+    if len(scored) > 1:
+        why = f"{candidate['kind']} best of {', '.join(kinds)}; {why}"
     decision = "promoted" if ok else "rejected"
     if ok:
-        registry.promote(models_dir, job.model, candidate["version"], f"logad retrain: {why}")
-    log.info("retrain %s v%d %s: %s", job.model, candidate["version"], decision, why)
+        registry.promote(models_dir, name, candidate["version"], f"logad retrain: {why}")
+    log.info("retrain %s v%d (%s) %s: %s", name, candidate["version"], candidate["kind"], decision, why)
     report: dict[str, Any] = {
-        "model": job.model, "system": job.system, "candidate_version": candidate["version"],
-        "current_version": current_version, "decision": decision, "reason": why, "rule": asdict(rule),
+        "model": name, "kind": candidate["kind"], "system": job.system, "candidate_version": candidate["version"],
+        "current_version": current_version,
+        "current_kind": (current.get("kind") or current["job"].get("model")) if current else None,
+        "decision": decision, "reason": why, "rule": asdict(rule),
         "held_out": {"sessions": n_held, "abnormal": n_bad},
+        "candidates": [{"kind": t["kind"], "version": t["version"], "metrics": m} for t, m in scored],
         "candidate_metrics": cand_m, "current_metrics": cur_m, "candidate": candidate,
     }
-    report["mlflow"] = record(uri, experiment or f"logad-{job.model}-{job.system}",
-                              registered_model or f"logad-{job.model}-{job.system}", report,
+    report["mlflow"] = record(uri, experiment or f"logad-{name}-{job.system}",
+                              registered_model or f"logad-{name}-{job.system}", report,
                               Path(candidate["artifact"]).parent)
     (Path(candidate["artifact"]).parent / "retrain.json").write_text(json.dumps(report, indent=2, default=str))
     return report

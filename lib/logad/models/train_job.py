@@ -54,7 +54,8 @@ class TrainJob:
     system: str = "hdfs"
     table: str = "sessions"
     version: int | None = None  # the sessions table version; None = the latest, recorded
-    model: str = "att_gru"
+    model: str = "att_gru"  # a sequence model (logad.models.KINDS) or a count detector (COUNT_KINDS)
+    name: str | None = None  # the registry entry <models>/<name>/v<N>; None = the model kind
     unit: str = "window"  # window (the paper's) or session
     window: int = 10
     split: str = "session"  # session (hash) or time (chronological)
@@ -75,8 +76,18 @@ class TrainJob:
     resume: bool = True
 
     def __post_init__(self) -> None:
+        from logad.models import KINDS
+        from logad.models.counts import COUNT_KINDS
+
         if self.num_processes < 1:
             raise ConfigError(f"num_processes must be >= 1, got {self.num_processes}")
+        if self.model not in KINDS + COUNT_KINDS:
+            raise ConfigError(f"model {self.model!r}: use one of {', '.join(KINDS + COUNT_KINDS)}")
+
+    @property
+    def registered(self) -> str:
+        """The registry entry the trained version goes to."""
+        return self.name or self.model
 
 
 class PetastormBatches:
@@ -187,18 +198,9 @@ def _templates(spark: SparkSession, warehouse: Warehouse, used: set[str]) -> dic
 
 def _session_metrics(scored: DataFrame, threshold: float | None = None) -> tuple[dict[str, float], float]:
     """Metrics over sessions (max window score); the threshold is chosen here when not given."""
-    from logad.models.fit import best_threshold, metrics
     from logad.models.inference import session_scores
 
-    pdf: Any = session_scores(scored).toPandas()
-    if pdf.empty:
-        return {}, threshold if threshold is not None else 0.5
-    labels, scores = pdf["label"].to_numpy(), pdf["score"].to_numpy()
-    cut = best_threshold(list(labels), scores) if threshold is None else threshold
-    m = metrics(labels, scores, cut)
-    m["sessions"] = float(len(pdf))
-    m["anomalies"] = float(labels.sum())
-    return m, cut
+    return _metrics_of(session_scores(scored).toPandas(), threshold)
 
 
 def _deterministic_files(rows: DataFrame, n_files: int) -> DataFrame:
@@ -213,12 +215,80 @@ def _deterministic_files(rows: DataFrame, n_files: int) -> DataFrame:
     return rows.sparkSession.createDataFrame(dealt, ordered.schema).sortWithinPartitions("session_id", "window")
 
 
+def _metrics_of(pdf: Any, threshold: float | None = None) -> tuple[dict[str, float], float]:
+    """P/R/F1/AUC of per-session ``label`` and ``score`` (a pandas frame); the threshold is the
+    F1 optimum when not given."""
+    from logad.models.fit import best_threshold, metrics
+
+    if pdf.empty:
+        return {}, threshold if threshold is not None else 0.5
+    labels, scores = pdf["label"].to_numpy(), pdf["score"].to_numpy()
+    cut = best_threshold(list(labels), scores) if threshold is None else threshold
+    m = metrics(labels, scores, cut)
+    m["sessions"], m["anomalies"] = float(len(pdf)), float(labels.sum())
+    return m, cut
+
+
+def _train_counts(spark: SparkSession, warehouse: Warehouse, job: TrainJob, parts: DataFrame,
+                  counts: dict[tuple[str, int], int], version: int, started: float) -> dict[str, Any]:
+    """A count detector (:mod:`logad.models.counts`) on the same split as the sequence models:
+    fitted by Spark ML on the training sessions, threshold from the validation sessions, test
+    (and prefix) metrics, registered as ``<models>/<name>/v<N>/model`` + ``model.json``."""
+    from pyspark.sql import functions as F
+
+    from logad.models.counts import ARTIFACT, CountDetector, fit
+
+    def part(name: str) -> DataFrame:
+        return parts.where(F.col("part") == name)
+
+    detector = CountDetector(job.model, fit(job.model, part("train"), job.seed))
+    trained_s = time.perf_counter() - started
+
+    def scored(df: DataFrame, prefix: bool = False) -> Any:
+        if prefix:  # only the events before the line that defines the label
+            df = (df.where("label_event is not null and label_event > 0")
+                  .withColumn("template_ids", F.slice("template_ids", 1, F.col("label_event"))))
+        return detector.scores(df.select("session_id", "label", "template_ids")).select("label", "score").toPandas()
+
+    valid_m, detector.threshold = _metrics_of(scored(part("valid")))
+    test_m, _ = _metrics_of(scored(part("test")), detector.threshold)
+    has_events = parts.where("part = 'test' and label = 1 and label_event is not null").limit(1).count() > 0
+    prefix_m = _metrics_of(scored(part("test"), prefix=True), detector.threshold)[0] if has_events else {}
+    metrics_ = {**{f"valid_{k}": v for k, v in valid_m.items()}, **{f"test_{k}": v for k, v in test_m.items()},
+                **{f"prefix_{k}": v for k, v in prefix_m.items()}}
+    root = Path(job.models_dir or Path(warehouse.root) / "models") / job.registered
+    root.mkdir(parents=True, exist_ok=True)
+    staging = root / f".staging-{uuid.uuid4().hex[:8]}"
+    detector.save(staging / ARTIFACT)
+    n = _next_version(root)
+    final = root / f"v{n}"
+    data_version = f"{warehouse.table(job.table)}@v{version}"
+    summary = {
+        "model": job.registered, "kind": job.model, "version": n, "artifact": str(final / ARTIFACT),
+        "data_version": data_version, "code_version": code_version(), "job": asdict(job),
+        "config": {"kind": job.model, "templates": len(detector.vocabulary)},
+        "threshold": detector.threshold, "best_epoch": 0, "history": [], "metrics": metrics_,
+        "template_ids": detector.vocabulary,
+        "sessions": {f"{p}_{'abnormal' if y else 'normal'}": c for (p, y), c in counts.items()},
+        "train_examples": counts.get(("train", 0), 0) + counts.get(("train", 1), 0),
+        "templates": len(detector.vocabulary), "train_seconds": trained_s,
+        "seconds": time.perf_counter() - started, "digests": None,
+    }
+    (staging / "model.json").write_text(json.dumps(summary, indent=2, default=str))
+    staging.rename(final)
+    log.info("%s v%d (%s): test P %.4f R %.4f F1 %.4f AUC %.4f (threshold %.4f) -> %s", job.registered, n, job.model,
+             test_m.get("precision", math.nan), test_m.get("recall", math.nan), test_m.get("f1", math.nan),
+             test_m.get("auc", math.nan), detector.threshold, final)
+    return summary
+
+
 def run_train(spark: SparkSession, warehouse: Warehouse, job: TrainJob) -> dict[str, Any]:
     """Train, evaluate and register one model; returns what ``model.json`` holds."""
     from petastorm.spark import SparkDatasetConverter, make_spark_converter
     from pyspark.sql import functions as F
 
     from logad.io.delta import write_small
+    from logad.models.counts import COUNT_KINDS
     from logad.models.distributed import train_with_distributor
     from logad.models.fit import Example, TrainConfig, save_artifact
     from logad.models.inputs import inputs, split
@@ -236,6 +306,11 @@ def run_train(spark: SparkSession, warehouse: Warehouse, job: TrainJob) -> dict[
             raise LogadError(f"the {p} part has {counts.get((p, 0), 0)} normal and {counts.get((p, 1), 0)} "
                              f"abnormal {job.system} sessions in {job.table} v{version}: both are needed; "
                              "use more data or other --train-fraction/--valid-fraction")
+    if job.model in COUNT_KINDS:
+        try:
+            return _train_counts(spark, warehouse, job, parts, counts, version, started)
+        finally:
+            parts.unpersist()
     used = {r[0] for r in parts.select(F.explode("template_ids")).distinct().collect()}
     texts = _templates(spark, warehouse, used)
     tv = train_vectors(texts, dim=job.embed_dim, seed=job.seed)
@@ -248,7 +323,7 @@ def run_train(spark: SparkSession, warehouse: Warehouse, job: TrainJob) -> dict[
         return inputs(parts.where(F.col("part") == part), vocab, unit=job.unit, window=job.window,
                       max_len=job.max_len, repeats=job.repeats, prefix=prefix)
 
-    root = Path(job.models_dir or Path(warehouse.root) / "models") / job.model
+    root = Path(job.models_dir or Path(warehouse.root) / "models") / job.registered
     root.mkdir(parents=True, exist_ok=True)
     spark.conf.set(SparkDatasetConverter.PARENT_CACHE_DIR_URL_CONF, _file_url(str(root.parent / "_petastorm")))
     warnings.filterwarnings("ignore", category=FutureWarning, module="petastorm")
@@ -263,7 +338,7 @@ def run_train(spark: SparkSession, warehouse: Warehouse, job: TrainJob) -> dict[
     log.info("%s: %d training %ss (petastorm, %d files), %d validation; %d templates, %d processes%s",
              job.model, len(converter), job.unit, n_files, len(valid), len(tv.ids), job.num_processes,
              " on GPUs" if job.use_gpu else "")
-    checkpoint = root / f"checkpoint-{job.table}-v{version}-{job.system}-seed{job.seed}.pt"
+    checkpoint = root / f"checkpoint-{job.model}-{job.table}-v{version}-{job.system}-seed{job.seed}.pt"
     if not job.resume and checkpoint.exists():
         checkpoint.unlink()
     train = TrainConfig(epochs=job.epochs, batch_size=job.batch_size, lr=job.lr, patience=job.patience,
@@ -299,7 +374,8 @@ def run_train(spark: SparkSession, warehouse: Warehouse, job: TrainJob) -> dict[
     n = _next_version(root)
     final = root / f"v{n}"
     summary = {
-        "model": job.model, "version": n, "artifact": str(final / "model.pt"), "data_version": data_version,
+        "model": job.registered, "kind": job.model, "version": n, "artifact": str(final / "model.pt"),
+        "data_version": data_version,
         "code_version": commit, "job": asdict(job), "config": config.to_dict(),
         "threshold": result.threshold, "best_epoch": result.best_epoch, "history": result.history,
         "metrics": metrics_, "sessions": {f"{p}_{'abnormal' if y else 'normal'}": c for (p, y), c in counts.items()},
@@ -313,10 +389,10 @@ def run_train(spark: SparkSession, warehouse: Warehouse, job: TrainJob) -> dict[
 
     vec = pa.table({"template_id": tv.ids, "text": [texts[t] for t in tv.ids],
                     "vector": [list(map(float, tv.matrix[i + 2])) for i in range(len(tv.ids))],
-                    "model": [job.model] * len(tv.ids), "model_version": [n] * len(tv.ids)})
+                    "model": [job.registered] * len(tv.ids), "model_version": [n] * len(tv.ids)})
     write_small(spark, warehouse.table(TEMPLATE_VECTORS), vec)
     parts.unpersist()
-    log.info("%s v%d: test P %.4f R %.4f F1 %.4f AUC %.4f (threshold %.4f) -> %s", job.model, n,
+    log.info("%s v%d: test P %.4f R %.4f F1 %.4f AUC %.4f (threshold %.4f) -> %s", job.registered, n,
              test_m.get("precision", math.nan), test_m.get("recall", math.nan), test_m.get("f1", math.nan),
              test_m.get("auc", math.nan), result.threshold, final)
     return summary
