@@ -180,6 +180,65 @@ def test_the_anomalous_blocks_are_alerted_with_their_raw_lines(spark, scored):
     assert rare["impact"] >= rare["attention"] - 2 / len(alerts) and rare["impact"] >= 0.8 * best
 
 
+def test_a_tree_in_the_registry_sends_the_same_alerts(spark, broker, scored, tmp_path):
+    """The detector seam end to end: a count detector trained by ``logad train --model tree`` on
+    the same history is served by the same stage, and its alerts on the topic carry the same
+    fields: template texts, raw lines, the datanode, top events ranked by impact."""
+    from logad.cli import main
+    from logad.io.broker import create_topics
+    from logad.io.delta import read_table
+    from logad.live_scoring import ScoreStage
+    from logad.templates.stream import template_texts
+
+    wh, models, _, streamed, _, stream_file = scored
+    assert main(["train", "--warehouse", wh.root, "--table", "train_sessions", "--models-dir", str(models),
+                 "--model", "tree", "--name", "tree_slot", "--promote"]) == 0
+    topic = new_topic("alerts")
+    create_topics(broker.bootstrap, {topic: 1})
+    stage = ScoreStage(spark, wh, "tree_slot", "promoted", str(models), broker.bootstrap, topic,
+                       once_per_session=False)  # the sessions the first stage already scored
+    try:
+        out = stage.apply(read_table(spark, wh.table("sessions")), 0, "t")
+        rows = {r.session_id: r for r in out.select("session_id", "key", "is_anomaly").collect()}
+    finally:
+        stage.close()
+    alerts = consume_all(broker.bootstrap, topic)
+    flagged = {s for s, r in rows.items() if r.is_anomaly}
+    anomalous = {s for s, r in rows.items() if streamed.get(r.key) == 1}
+    recall, precision = len(anomalous & flagged) / len(anomalous), len(anomalous & flagged) / max(1, len(flagged))
+    print(f"tree: {len(flagged)} flagged of {len(rows)}, recall {recall:.3f}, precision {precision:.3f}")
+    assert recall >= 0.8 and precision >= 0.6, (recall, precision)
+    assert {a["session_id"] for a in alerts} == flagged
+    known = template_texts(spark, wh)
+    file_lines = stream_file.read_text().splitlines()
+    for a in alerts:
+        assert a["detector"] == "tree" and a["model"] == "tree_slot" and 0 < len(a["top_events"]) <= 5
+        impacts = [e["impact"] for e in a["top_events"]]
+        assert None not in impacts and impacts == sorted(impacts, reverse=True)
+        assert len({e["template_id"] for e in a["top_events"]}) == len(a["top_events"])  # one line per template
+        for e in a["top_events"]:
+            assert e["template"] == known[e["template_id"]] and e["line"] == file_lines[e["offset"]]
+        assert a["nodes"]
+    assert any(a["top_events"][0]["impact"] > 0 for a in alerts)
+    # the operator's command: one query sessionizes and scores with the tree, closed sessions
+    # and the prefixes of open ones
+    import shutil
+
+    from logad.config import Warehouse
+
+    chained = Warehouse(str(tmp_path / "wh"))
+    for name in ("raw_logs", "events", "labels", "templates"):
+        shutil.copytree(wh.table(name), chained.table(name))
+    assert main(["sessions", "run", "--warehouse", chained.root, "--system", "hdfs", "--idle-s", str(RULES["idle_s"]),
+                 "--watermark", RULES["watermark"], "--trigger", "1 second", "--once", "--score", "--model",
+                 "tree_slot", "--models-dir", str(models), "--bootstrap", broker.bootstrap, "--alerts-topic", topic]) == 0
+    closed = {r.session_id: r for r in read_table(spark, chained.table("scores")).collect()}
+    early = read_table(spark, chained.table("early_scores")).collect()
+    assert closed and early and {r.model for r in [*closed.values(), *early]} == {"tree_slot"}
+    common = set(closed) & set(rows)  # the streamed blocks, cut from the same events by the same rules
+    assert len(common) >= 0.9 * len(rows) and all(closed[s].is_anomaly == rows[s].is_anomaly for s in common)
+
+
 def test_explain_prints_the_raw_lines_with_the_weighty_ones_marked(spark, scored, capsys):
     from logad.cli import main
 

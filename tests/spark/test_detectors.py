@@ -39,8 +39,8 @@ def _test_part(spark, wh, summary):
 
 def test_a_tree_is_trained_registered_served_and_explained(spark, warehouse, capsys):
     from logad.cli import main
-    from logad.io.delta import read_table
     from logad.ingest import run
+    from logad.io.delta import read_table
     from logad.live_scoring import ScoreStage, start_scoring
     from logad.models.fit import metrics
     from logad.models.registry import promoted, resolve

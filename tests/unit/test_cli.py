@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from logad.cli import build_parser
 from logad.cli.reference import render
 
@@ -36,3 +38,39 @@ def test_defaults_come_from_the_config_dataclasses_and_signatures(monkeypatch):
     assert parse(["train"]).epochs == 7
     monkeypatch.setattr(start_ingest, "__defaults__", (None, "9 seconds", "ingest", "drain"))
     assert parse(["ingest"]).trigger == "9 seconds"
+
+
+def test_a_detector_kind_is_checked_before_anything_trains(tmp_path, capsys):
+    """``retrain --model`` takes several kinds; an unknown one is a usage error (exit 2) naming the
+    kinds, and a TrainJob refuses one too."""
+    from logad.cli import main
+    from logad.errors import ConfigError
+    from logad.models.train_job import TrainJob
+
+    with pytest.raises(SystemExit) as e:
+        main(["retrain", "--warehouse", str(tmp_path), "--model", "att_gru,forest"])
+    assert e.value.code == 2 and "use one or more of att_gru" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="tree, logreg"):
+        TrainJob(model="forest")
+    assert TrainJob(model="tree").registered == "tree" and TrainJob(model="tree", name="hdfs").registered == "hdfs"
+
+
+def test_the_registry_lists_both_artifact_kinds_and_names_a_missing_one(tmp_path):
+    from logad.errors import LogadError
+    from logad.models import registry
+
+    slot = tmp_path / "hdfs"
+    for v, artifact in ((1, "model.pt"), (2, "model"), (3, None)):
+        (slot / f"v{v}").mkdir(parents=True)
+        (slot / f"v{v}" / "model.json").write_text("{}")
+        if artifact == "model.pt":
+            (slot / f"v{v}" / artifact).write_bytes(b"x")
+        elif artifact:
+            (slot / f"v{v}" / artifact).mkdir()
+    (slot / "v4").mkdir()  # a staging leftover without model.json is not a version
+    (slot / "v4" / "model.pt").write_bytes(b"x")
+    assert registry.versions(tmp_path, "hdfs") == [1, 2]
+    assert registry.resolve(tmp_path, "hdfs", 2) == (2, slot / "v2" / "model")
+    assert registry.resolve(tmp_path, "hdfs", "latest") == (2, slot / "v2" / "model")
+    with pytest.raises(LogadError, match="no model artifact in"):
+        registry.resolve(tmp_path, "hdfs", 3)

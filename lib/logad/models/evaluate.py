@@ -14,9 +14,11 @@ Protocols (data under ``--data``, default ``$LOGAD_DATA`` or ``../shared/data``)
   *default* HDFS rules into the ``sessions`` table, then per seed the training job
   (:func:`logad.models.train_job.run_train`: word2vec, petastorm, TorchDistributor with the job's
   default two processes, the threshold chosen on validation sessions, the held-out test sessions
-  scored by the stream's pandas UDF) for each sequence model, and the baselines on exactly the
-  job's split (``logad.models.inputs.split``: by session hash, 60/20/20, so every test block is
-  unseen). The JSON line carries the line accounting of the run (lines in = ``raw_logs`` =
+  scored by the stream's pandas UDF) for each sequence model, and for the count detectors
+  ``tree`` and ``logreg`` (:mod:`logad.models.counts`: Spark ML, the same job, split and
+  threshold rule, scored by the same stage as in the stream); PCA, which the product does not
+  serve, is fitted in process on exactly the job's split (``logad.models.inputs.split``: by
+  session hash, 60/20/20, so every test block is unseen). The JSON line carries the line accounting of the run (lines in = ``raw_logs`` =
   ``events`` + ``rejects``; sessions per block).
 
 The other protocols run the product's ingest and sessionizer (:func:`pipeline_sessions`) and fit
@@ -190,8 +192,9 @@ def hdfs_blocks_product(data: Path, models: Sequence[str], seeds: Sequence[int],
 
     from logad.config import Warehouse
     from logad.io.delta import read_table, write_table
-    from logad.models.baselines import PCADetector, SklearnBaseline
-    from logad.models.fit import best_threshold, metrics
+    from logad.models.baselines import PCADetector
+    from logad.models.counts import COUNT_KINDS
+    from logad.models.fit import metrics
     from logad.models.inputs import split
     from logad.models.train_job import TrainJob, run_train
     from logad.sessions.rules import rules_for
@@ -224,23 +227,21 @@ def hdfs_blocks_product(data: Path, models: Sequence[str], seeds: Sequence[int],
             parts: Any = split(sessions, "session", seed).select("part", "template_ids", "label").toPandas()
             for name in models:
                 started = time.perf_counter()
-                if name in SEQUENCE_MODELS:
+                if name in SEQUENCE_MODELS or name in COUNT_KINDS:  # the detectors 'logad train' makes
                     summary = run_train(spark, wh, TrainJob(
                         system="hdfs", model=name, unit=unit, epochs=epochs, batch_size=batch_size, seed=seed,
                         repeats=repeats, label_sources=(source,), models_dir=str(Path(tmp) / "models"), resume=False))
                     m = {k: float(summary["metrics"][f"test_{k}"]) for k in ("precision", "recall", "f1", "auc")}
-                elif name in BASELINES:
+                elif name == "pca":  # not a detector the product serves: fitted here on the job's split
                     train = parts[parts["part"] == "train"]
                     vocab = {t: i + 2 for i, t in enumerate(sorted({t for ids in train["template_ids"] for t in ids}))}
 
                     def index(df: Any, vocab: dict[str, int] = vocab) -> list[list[int]]:
                         return [[vocab.get(t, 1) for t in ids] for ids in df["template_ids"]]
 
-                    valid, test = parts[parts["part"] == "valid"], parts[parts["part"] == "test"]
-                    base = PCADetector(len(vocab) + 2) if name == "pca" else SklearnBaseline(len(vocab) + 2, name, seed)
-                    base.fit(index(train), list(train["label"]))
-                    cut = 0.5 if name == "pca" else best_threshold(list(valid["label"]), base.score(index(valid)))
-                    m = metrics(list(test["label"]), base.score(index(test)), cut)
+                    test = parts[parts["part"] == "test"]
+                    base = PCADetector(len(vocab) + 2).fit(index(train), list(train["label"]))
+                    m = metrics(list(test["label"]), base.score(index(test)), 0.5)
                 else:
                     raise LogadError(f"unknown model {name!r}: use {', '.join(SEQUENCE_MODELS + BASELINES)}")
                 m["seconds"] = time.perf_counter() - started
