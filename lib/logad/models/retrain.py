@@ -4,7 +4,9 @@ and record everything in MLflow.
 
 1. The candidate is trained by :func:`logad.models.train_job.run_train` on the latest version of the
    ``sessions`` table (its own split, early stopping, threshold from validation sessions) and
-   registered in logad's registry as ``<models>/<model>/v<N>``.
+   registered in logad's registry as ``<models>/<name>/v<N>``. Given several kinds (``att_gru``,
+   ``tree``, ...), each is trained on the same split as a version of the same name, and the one
+   with the best held-out metric is the candidate: the gate picks the detector per system.
 2. The held-out set: the candidate's test sessions minus every session the promoted model trained
    or validated on. Those are recomputed from the promoted model's ``model.json`` (its
    ``sessions`` version, by Delta time travel, and its split), so the set is honest for a hash

@@ -17,6 +17,11 @@
    config, vocabulary and vectors, word vectors, threshold, metrics, ``sessions@vV``, git commit)
    with a readable ``model.json``; the vectors also go to the ``template_vectors`` table.
 
+A count detector (``model="tree"`` or ``"logreg"``, :mod:`logad.models.counts`) takes steps 1-2
+and 4-5 on the same split, fitted by Spark ML instead of steps 3 (no vectors, no epochs), and is
+registered as ``v<N>/model`` (a Spark ML folder). ``name`` chooses the registry entry (default
+the kind), so one name can hold versions of several kinds (``logad retrain --model att_gru,tree``).
+
 Example:
     >>> summary = run_train(spark, Warehouse("/data/logad"), TrainJob(system="hdfs", epochs=10))  # doctest: +SKIP
 """
