@@ -62,12 +62,13 @@ def test_petastorm_shards_deal_every_training_row_to_exactly_one_rank(spark, tmp
                                  "session_id string, window int, x array<int>, length int, repeats array<int>, label int")
     converter = make_spark_converter(_deterministic_files(rows, 8).select("x", "length", "repeats", "label"))
     try:
-        def read(rank: int) -> list[int]:
-            with PetastormBatches(converter, 400, [200, 200], False, seed=3).loader(rank, 2, 16, num_epochs=1) as dl:
+        def read(rank: int, seed: int) -> list[int]:
+            with PetastormBatches(converter, 400, [200, 200], False, seed=seed).loader(rank, 2, 16, num_epochs=1) as dl:
                 return [int(v) for b in dl for v in b["length"]]
 
-        shards = [read(0), read(1)]
-        assert sorted(shards[0] + shards[1]) == list(range(400))  # every row, once
-        assert shards[0] and shards[1] and read(0) == shards[0]  # and the same order again
+        for seed in (3, 0):  # 0, the default job's seed, is petastorm's "no seed": never passed on
+            shards = [read(0, seed), read(1, seed)]
+            assert sorted(shards[0] + shards[1]) == list(range(400))  # every row, once
+            assert shards[0] and shards[1] and read(0, seed) == shards[0]  # and the same order again
     finally:
         converter.delete()

@@ -198,3 +198,12 @@ def test_an_artifact_reloads_and_scores_identically_and_bad_files_are_clear_erro
     torch.save(payload, tmp_path / "shape.pt")
     with pytest.raises(LogadError, match="does not match its config"):
         load_artifact(tmp_path / "shape.pt")
+
+
+def test_the_petastorm_reader_seed_is_never_petastorms_no_seed():
+    """petastorm reads seed 0 as "no seed" and then shuffles with numpy's global generator in its
+    ventilator thread, racing the shuffling buffer's draws in the training thread."""
+    from logad.models.train_job import reader_seed
+
+    seeds = [reader_seed(s, r) for s in range(5) for r in range(8)]
+    assert 0 not in seeds and len(set(seeds)) == len(seeds)

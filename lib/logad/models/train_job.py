@@ -95,6 +95,12 @@ class TrainJob:
         return self.name or self.model
 
 
+def reader_seed(seed: int, rank: int) -> int:
+    """The petastorm reader's seed for a job's seed and a rank: distinct per rank, never 0 (see
+    :meth:`PetastormBatches.loader`)."""
+    return seed * 1009 + rank + 1
+
+
 class PetastormBatches:
     """A :class:`logad.models.fit.BatchSource` over a petastorm Spark converter; picklable, so
     it travels to the TorchDistributor ranks, each of which opens its own shard's DataLoader."""
@@ -128,13 +134,16 @@ class PetastormBatches:
         Shards are row groups by index modulo the rank count (the reader's ``seed`` only orders
         them), so the ranks read disjoint rows that cover the training set. The loader's shuffling
         buffer draws from numpy's global generator, which petastorm never seeds: seeded here per
-        rank, so a seed reads the same batches, and trains the same model, on every run."""
+        rank, so a seed reads the same batches, and trains the same model, on every run. The
+        reader's seed is never 0: petastorm takes 0 for "no seed" and then shuffles the row groups
+        with numpy's global generator in its ventilator thread, which races the buffer's draws in
+        this one (seed 0, rank 0 trained a different model on each run)."""
         import numpy as np
 
         np.random.seed(self.seed * 1009 + rank)
         return self.converter.make_torch_dataloader(
             batch_size=batch_size, num_epochs=num_epochs, workers_count=1, cur_shard=rank, shard_count=world,
-            shuffling_queue_capacity=4 * batch_size, seed=self.seed + rank)
+            shuffling_queue_capacity=4 * batch_size, seed=reader_seed(self.seed, rank))
 
     def close(self) -> None:
         if self._ctx is not None:
@@ -338,8 +347,11 @@ def run_train(spark: SparkSession, warehouse: Warehouse, job: TrainJob) -> dict[
     label_counts = [int(r["count"]) for r in sorted(train_rows.groupBy("label").count().collect(),
                                                    key=lambda r: r["label"])]
     sid: dict[str, int] = {}
+    # in (session, window) order: Spark's shuffles give the rows in another order on each run, and
+    # the validation loss that breaks ties between epochs is a float sum over them
     valid = [Example(list(r.x[:r.length]), int(r.label), list(r.repeats[:r.length]) if job.repeats else None,
-                     sid.setdefault(r.session_id, len(sid))) for r in rows("valid").collect()]
+                     sid.setdefault(r.session_id, len(sid)))
+             for r in sorted(rows("valid").collect(), key=lambda r: (r.session_id, r.window))]
     log.info("%s: %d training %ss (petastorm, %d files), %d validation; %d templates, %d processes%s",
              job.model, len(converter), job.unit, n_files, len(valid), len(tv.ids), job.num_processes,
              " on GPUs" if job.use_gpu else "")
@@ -403,4 +415,4 @@ def run_train(spark: SparkSession, warehouse: Warehouse, job: TrainJob) -> dict[
     return summary
 
 
-__all__ = ["TEMPLATE_VECTORS", "PetastormBatches", "TrainJob", "code_version", "labelled_sessions", "run_train"]
+__all__ = ["TEMPLATE_VECTORS", "PetastormBatches", "TrainJob", "code_version", "labelled_sessions", "reader_seed", "run_train"]
