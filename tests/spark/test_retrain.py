@@ -5,6 +5,7 @@ rule says so, and every run is recorded in a real MLflow store (SQLite + registr
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,12 @@ def test_first_retrain_promotes_and_records_the_run(spark, warehouse, capsys):
     from logad.models import registry
 
     wh, _ = warehouse
+    tracking = os.environ.get("MLFLOW_TRACKING_URI")
     assert _retrain(wh, "--epochs", "20", "--patience", "10") == 0
+    # the process's MLflow settings are left as they were: a retraining for another warehouse in
+    # this process records into its own store (MLflow's fluent API set $MLFLOW_TRACKING_URI, and
+    # a second retrain in one session wrote into the first one's store)
+    assert os.environ.get("MLFLOW_TRACKING_URI") == tracking
     out = capsys.readouterr().out
     assert "att_gru v1 PROMOTED: no promoted model yet" in out and "MLflow: sqlite:///" in out
     models = Path(wh.root) / "models"

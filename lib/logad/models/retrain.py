@@ -176,14 +176,20 @@ def _mlflow() -> Any:
 
 
 def record(uri: str, experiment: str, registered: str, report: dict[str, Any], artifact_dir: Path) -> dict[str, Any]:
-    """One MLflow run for the retraining; the candidate registered; ``champion`` if promoted."""
-    mlflow = _mlflow()
+    """One MLflow run for the retraining; the candidate registered; ``champion`` if promoted.
+
+    Everything goes through one ``MlflowClient`` for ``uri``: MLflow's fluent API would set the
+    process-wide tracking URI, and with it ``$MLFLOW_TRACKING_URI``, so a second retraining in
+    the same process (a notebook, a test session) for another warehouse recorded into the first
+    one's store."""
+    _mlflow()
+    import time
+
+    from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
     for name in ("mlflow", "alembic", "urllib3"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
     client = MlflowClient(uri, uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
@@ -195,26 +201,41 @@ def record(uri: str, experiment: str, registered: str, report: dict[str, Any], a
         exp_id = exp.experiment_id
     cand = report["candidate"]
     job = cand["job"]
-    with mlflow.start_run(experiment_id=exp_id, run_name=f"retrain {cand['model']} v{cand['version']}") as run:
-        mlflow.log_params({**{k: v for k, v in job.items() if k not in ("models_dir",)},
-                           "rule_metric": report["rule"]["metric"], "rule_max_drop": report["rule"]["max_drop"]})
-        mlflow.set_tags({"logad.model": cand["model"], "logad.kind": str(cand.get("kind", cand["model"])),
-                         "logad.version": str(cand["version"]),
-                         "logad.data_version": cand["data_version"], "logad.code_version": cand["code_version"],
-                         "logad.decision": report["decision"], "logad.reason": report["reason"],
-                         "logad.current_version": str(report["current_version"])})
-        for i, h in enumerate(cand.get("history", [])):
-            mlflow.log_metrics({k: float(v) for k, v in h.items() if isinstance(v, int | float) and k != "epoch"}, step=i)
-        mlflow.log_metrics({f"train_{k}": float(v) for k, v in cand.get("metrics", {}).items()})
-        mlflow.log_metrics({f"candidate_{k}": float(v) for k, v in report["candidate_metrics"].items()})
-        for c in report.get("candidates", []) if len(report.get("candidates", [])) > 1 else []:
-            mlflow.log_metrics({f"{c['kind']}_v{c['version']}_{k}": float(v) for k, v in c["metrics"].items()})
-        if report["current_metrics"] is not None:
-            mlflow.log_metrics({f"current_{k}": float(v) for k, v in report["current_metrics"].items()})
-        mlflow.log_dict(report, "retrain.json")
-        mlflow.log_artifacts(str(artifact_dir), "model")
-        run_id = run.info.run_id
-        source = f"{run.info.artifact_uri}/model"
+    tags = {"logad.model": cand["model"], "logad.kind": str(cand.get("kind", cand["model"])),
+            "logad.version": str(cand["version"]),
+            "logad.data_version": cand["data_version"], "logad.code_version": cand["code_version"],
+            "logad.decision": report["decision"], "logad.reason": report["reason"],
+            "logad.current_version": str(report["current_version"])}
+    run = client.create_run(exp_id, run_name=f"retrain {cand['model']} v{cand['version']}", tags=tags)
+    run_id = run.info.run_id
+    now = int(time.time() * 1000)
+    params = {**{k: v for k, v in job.items() if k not in ("models_dir",)},
+              "rule_metric": report["rule"]["metric"], "rule_max_drop": report["rule"]["max_drop"]}
+    metrics: list[Metric] = []
+
+    def add(values: dict[str, Any], prefix: str = "", step: int = 0) -> None:
+        metrics.extend(Metric(f"{prefix}{k}", float(v), now, step) for k, v in values.items()
+                       if isinstance(v, int | float) and not isinstance(v, bool))
+
+    for i, h in enumerate(cand.get("history", [])):
+        add({k: v for k, v in h.items() if k != "epoch"}, step=i)
+    add(cand.get("metrics", {}), "train_")
+    add(report["candidate_metrics"], "candidate_")
+    for c in report.get("candidates", []) if len(report.get("candidates", [])) > 1 else []:
+        add(c["metrics"], f"{c['kind']}_v{c['version']}_")
+    if report["current_metrics"] is not None:
+        add(report["current_metrics"], "current_")
+    try:
+        client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        for a in range(0, len(metrics), 1000):  # MLflow's limit per batch
+            client.log_batch(run_id, metrics=metrics[a:a + 1000])
+        client.log_dict(run_id, report, "retrain.json")
+        client.log_artifacts(run_id, str(artifact_dir), "model")
+    except Exception:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    client.set_terminated(run_id)
+    source = f"{run.info.artifact_uri}/model"
     try:
         client.get_registered_model(registered)
     except Exception:  # noqa: BLE001 (MLflow raises its own RestException for "not found")
