@@ -101,6 +101,12 @@ def test_labels_agree_with_what_spark_reports_and_the_logs_show(corpus):
     assert any(r["fault"] == "exception" and r["status"] == "ExceptionFailure" for r in rows), faults
     for r in rows:
         fault, status, end = r["fault"], r["status"], r["log_end"]
+        if status == "Unknown":
+            # no TaskEnd in the event log: the application stopped with the attempt still in
+            # flight (seen on a loaded machine: a corrupt_record attempt as another file's fourth
+            # failure aborted the job); the truth labels what Spark never ended as an anomaly
+            assert r["label"] == "Anomaly" and int(r["tid"]) not in task_ends, r
+            continue
         if status == "ExecutorLostFailure" and fault != "executor_lost":
             continue  # its executor went down (another task's fault) before its own fault played out
         # a speculative copy of a slow attempt finished first and Spark killed this one before its
