@@ -113,7 +113,8 @@ class CountDetector:
         from pyspark.sql import functions as F
 
         return (self.scores(sessions.select("session_id", "template_ids"))
-                .select("session_id", "score", F.lit(0).alias("top_window")))
+                .groupBy("session_id").agg(F.max("score").alias("score"))  # one row per session, as the UDF's
+                .withColumn("top_window", F.lit(0)))
 
     def top_events(self, spark: SparkSession, rows: list[dict[str, Any]], k: int,
                    rank: str = "impact") -> list[list[tuple[int, float, float | None]]]:
