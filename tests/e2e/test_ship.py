@@ -318,3 +318,36 @@ def test_a_compressed_rotation_while_running_is_not_shipped_twice(cfg, broker, t
         time.sleep(1.5)  # a few more cycles: the .gz is seen and must add nothing
     got = [v for _, v in consume(broker.bootstrap, c.topic)]
     assert len(got) == 250 and sorted(got) == sorted([f"{'w' * 20} {i}" for i in range(200)] + lines("new", 50))
+
+
+def test_a_gz_seen_empty_or_half_written_waits_for_its_bytes(cfg, broker, tmp_path):
+    """The interleaving CI once hit by chance, step by step. logrotate's compress creates
+    app.log.1.gz empty, writes it, and only then deletes app.log.1. A shipper that looks in
+    between sees an empty file, or a gzip stream without its end. It must wait until it can tell
+    that the .gz is the copy of app.log.1. If it took the empty file for a plain log, it shipped the
+    whole copy again (480 records for 250)."""
+    import gzip
+
+    f = tmp_path / "app.log"
+    write(f, [f"{'w' * 20} {i}" for i in range(200)])
+    c = cfg(str(tmp_path / "app.log*"))
+    shipper = Shipper(c)
+    shipper.run(once=True)
+    rotated = f.rename(tmp_path / "app.log.1")
+    write(f, lines("new", 30))
+    shipper.run(once=True)
+    assert shipper.stats.sent == 230
+    body = gzip.compress(rotated.read_bytes())
+    gz = tmp_path / "app.log.1.gz"
+    for part in (b"", body[:12], body[: len(body) // 2], body):  # created, being written, written
+        gz.write_bytes(part)
+        shipper.run(once=True)
+        assert shipper.stats.sent == 230
+    rotated.unlink()
+    write(f, lines("new", 20, start=30))
+    shipper.run(once=True)
+    shipper.run(once=True)
+    got = [v for _, v in consume(broker.bootstrap, c.topic)]
+    assert sorted(got) == sorted([f"{'w' * 20} {i}" for i in range(200)] + lines("new", 50))
+    copy = next(s for s in shipper.registry.files.values() if s.path == str(gz))
+    assert copy.compressed and copy.offset == len(gzip.decompress(body))

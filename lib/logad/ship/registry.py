@@ -23,6 +23,12 @@ Rotation:
   or a known file gone from disk) resumes at that file's offset: the rotation's compressed copy is
   not shipped twice, and lines the original had not shipped yet are read from the copy. While the
   original is still on disk (``gzip`` writes the copy, then deletes it) the copy waits.
+
+A file is identified once there is something to identify it by. A new empty file waits (it has
+nothing to ship), and so does a ``.gz`` whose stream is still being written and holds fewer than
+``FINGERPRINT_BYTES`` decompressed bytes. The whole ``.gz`` appears in two steps, empty, then its
+bytes. Had the shipper taken it for an empty plain file, it would have read the copy from 0 with
+no relation to its original: every line of the rotation twice.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import gzip
 import hashlib
 import json
 import os
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, cast
@@ -62,29 +69,45 @@ def is_gzip(path: str | Path) -> bool:
         return f.read(2) == b"\x1f\x8b"
 
 
-def open_log(path: str | Path) -> IO[bytes]:
-    """The file for reading its lines: decompressed when it is gzip."""
-    return cast(IO[bytes], gzip.open(path, "rb")) if is_gzip(path) else open(path, "rb")  # noqa: SIM115
+def open_log(path: str | Path, compressed: bool | None = None) -> IO[bytes]:
+    """The file for reading its lines: decompressed when it is gzip (``compressed``; None looks at
+    its first bytes)."""
+    if compressed is None:
+        compressed = is_gzip(path)
+    return cast(IO[bytes], gzip.open(path, "rb")) if compressed else open(path, "rb")  # noqa: SIM115
 
 
-def _head(path: str | Path, length: int) -> bytes:
-    try:
-        with open_log(path) as f:
-            return f.read(length)
-    except (EOFError, gzip.BadGzipFile):  # a .gz still being written: what can be read of it
-        return b""
+def _head(path: str | Path, length: int) -> tuple[bytes, bool]:
+    """The file's first ``length`` bytes (decompressed for gzip; fewer if there are not so many),
+    and whether that is final: False only for a gzip stream that ends before ``length`` bytes
+    without its end marker (a ``.gz`` still being written; what was written of it is returned)."""
+    if not is_gzip(path):
+        with open(path, "rb") as f:
+            return f.read(length), True
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    out = b""
+    with open(path, "rb") as f:
+        while len(out) < length and not d.eof:
+            chunk = f.read(64 * 1024)
+            if not chunk:
+                return out, False
+            try:
+                out += d.decompress(chunk)
+            except zlib.error:  # corrupt: what could be read is all there will be
+                return out[:length], True
+    return out[:length], True
 
 
 def fingerprint(path: str | Path, length: int = FINGERPRINT_BYTES) -> tuple[str, int]:
     """SHA-1 of the file's first ``length`` bytes (fewer if it is shorter; decompressed for
     gzip), and how many."""
-    head = _head(path, length)
+    head, _ = _head(path, length)
     return hashlib.sha1(head).hexdigest(), len(head)
 
 
 def prefix_fingerprint(path: str | Path, length: int) -> str:
     """SHA-1 of exactly the first ``length`` bytes (to compare with a stored fingerprint)."""
-    return hashlib.sha1(_head(path, length)).hexdigest()
+    return hashlib.sha1(_head(path, length)[0]).hexdigest()
 
 
 class Registry:
@@ -112,7 +135,8 @@ class Registry:
 
     def state_for(self, path: str) -> FileState | None:
         """The state of the file now at ``path``: known, adopted from an orphan, or new at 0; None
-        for a compressed copy whose original is still on disk (it waits, see the module doc)."""
+        while it waits (see the module doc): a new empty file, a ``.gz`` still being written, a
+        compressed copy whose original is still on disk."""
         st = os.stat(path)
         key = f"{st.st_dev}:{st.st_ino}"
         known = self.files.get(key)
@@ -125,6 +149,9 @@ class Registry:
                 return known
             # Truncated (copytruncate) or the inode was reused: keep the old state for adoption.
             self.orphans.append(FileState(**asdict(known)))
+            del self.files[key]
+        if st.st_size == 0:
+            return None
         if is_gzip(path):
             return self._compressed(path, key, st)
         fp, fp_len = fingerprint(path)
@@ -141,7 +168,10 @@ class Registry:
     def _compressed(self, path: str, key: str, st: os.stat_result) -> FileState | None:
         """A new gzip file: the compressed copy of a file shipped before (resume where it was),
         or an archive of its own (from 0)."""
-        fp, fp_len = fingerprint(path)
+        head, final = _head(path, FINGERPRINT_BYTES)
+        if not final:
+            return None  # still being written: its first bytes are not all there yet
+        fp, fp_len = hashlib.sha1(head).hexdigest(), len(head)
         state = FileState(path, st.st_dev, st.st_ino, 0, fp, fp_len, compressed=True)
         for other_key, other in list(self.files.items()):
             if other.compressed or prefix_fingerprint(path, other.fingerprint_len) != other.fingerprint:

@@ -171,7 +171,8 @@ class Shipper:
     def _attach(self, path: str) -> str | None:
         state = self.registry.state_for(path)
         if state is None:
-            log.debug("%s: a compressed copy of a file still being shipped; it waits", path)
+            log.debug("%s waits: empty, a .gz still being written, or the compressed copy of a file "
+                      "still being shipped", path)
             return None
         self.registry.refresh_fingerprint(state)
         current = self._open.get(state.key)
@@ -179,7 +180,9 @@ class Shipper:
             return state.key
         if current is not None:
             current.handle.close()
-        handle = open_log(path)  # kept open across cycles to follow renames; gzip: decompressed
+        # kept open across cycles to follow renames; gzip (as identified: a file's bytes can change
+        # between two looks) decompressed
+        handle = open_log(path, state.compressed)
         handle.seek(state.offset)
         self._open[state.key] = _Open(state, handle, read_to=state.offset, pending_start=state.offset,
                                       done_to=state.offset, acked_to=state.offset)
