@@ -137,15 +137,20 @@ class _Counter:
         return self.ran
 
 
-def count_rejects(spark: SparkSession, warehouse: Warehouse, stage: str) -> int:
-    """Rows of ``rejects`` written by ``stage`` so far (0 without a table)."""
-    from pyspark.sql import functions as F
+def rejects_version(warehouse: Warehouse) -> int:
+    """The ``rejects`` table's version now (-1 without a table): where a run starts counting."""
+    from logad.io.delta import table_exists, table_version
 
-    from logad.io.delta import read_table, table_exists
+    uri = warehouse.table(REJECTS)
+    return table_version(uri) if table_exists(uri) else -1
 
-    if not table_exists(warehouse.table(REJECTS)):
-        return 0
-    return read_table(spark, warehouse.table(REJECTS)).where(F.col("stage") == stage).count()
+
+def rejects_written(warehouse: Warehouse, query_name: str, since: int) -> int:
+    """Rows the query ``query_name`` added to ``rejects`` after version ``since``, counted from
+    its commits in the Delta log (the table itself is not read)."""
+    from logad.io.delta import batch_app_id, rows_added
+
+    return rows_added(warehouse.table(REJECTS), batch_app_id(warehouse.checkpoint(query_name), query_name), since)
 
 
 def check_rejects(rejected: int, ran: Ran, what: str, max_share: float) -> str | None:

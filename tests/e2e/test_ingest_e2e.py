@@ -10,8 +10,8 @@ import pytest
 
 from conftest import new_topic, produce
 from logad.config import KafkaSource, Warehouse
-from logad.ingest import EVENTS, RAW_LOGS, REJECTS, run, start_ingest
-from logad.io.delta import read_table
+from logad.ingest import EVENTS, RAW_LOGS, REJECTS, rejects_written, run, start_ingest
+from logad.io.delta import batch_app_id, read_table, rows_added
 from logad.ship import ShipConfig, Shipper
 
 pytestmark = pytest.mark.slow
@@ -70,6 +70,11 @@ def test_shipped_real_lines_arrive_parsed_and_garbage_is_rejected(spark, broker,
     assert events.count() + rejects.count() == total  # counts in = counts out
     assert sorted(r.reason for r in rejects.collect()) == sorted(
         ["undecodable", "empty", "empty", "too_long", "bad_timestamp"])
+    # what --max-reject-share counts: the query's own commits in the Delta log, the table unread
+    assert rejects_written(warehouse, "ingest", -1) == 5
+    assert rows_added(warehouse.table(EVENTS), batch_app_id(warehouse.checkpoint("ingest"), "ingest"),
+                      -1) == events.count()
+    assert rejects_written(warehouse, "another_query", -1) == 0
 
     # every parsed line has a template id the templates table knows; the counts add up
     from logad.templates.stream import TEMPLATES

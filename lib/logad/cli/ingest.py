@@ -52,7 +52,8 @@ def cmd_ingest(a: argparse.Namespace) -> int:
         RAW_LOGS,
         REJECTS,
         check_rejects,
-        count_rejects,
+        rejects_version,
+        rejects_written,
         run,
         start_ingest,
     )
@@ -76,11 +77,11 @@ def cmd_ingest(a: argparse.Namespace) -> int:
     warehouse = Warehouse(a.warehouse)
     query = start_ingest(spark, source, warehouse, parser=parser, trigger=a.trigger, query_name=a.query_name,
                          template_parser=a.templates)
-    rejected = count_rejects(spark, warehouse, "ingest") if a.once else 0
+    since = rejects_version(warehouse)
     ran = run(query, once=a.once)
     for name in (RAW_LOGS, EVENTS, REJECTS, TEMPLATES):
         print(table_summary(warehouse.table(name)))
-    loud = check_rejects(count_rejects(spark, warehouse, "ingest") - rejected, ran, "ingest",
+    loud = check_rejects(rejects_written(warehouse, a.query_name, since), ran, "ingest",
                          a.max_reject_share) if a.once else None
     if loud:
         print(f"ERROR: {loud}")

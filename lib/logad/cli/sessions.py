@@ -84,7 +84,7 @@ def session_rules(a: argparse.Namespace) -> list[Any]:
 def cmd_sessions_run(a: argparse.Namespace) -> int:
     from logad.cli.score import print_scored, score_stage
     from logad.config import Warehouse
-    from logad.ingest import REJECTS, check_rejects, count_rejects, run
+    from logad.ingest import REJECTS, check_rejects, rejects_version, rejects_written, run
     from logad.io.delta import table_summary
     from logad.sessions.spark import SESSIONS, open_sessions, start_sessions
     from logad.spark_session import get_spark
@@ -92,7 +92,7 @@ def cmd_sessions_run(a: argparse.Namespace) -> int:
     spark = get_spark("logad-sessions", master=a.master)
     warehouse = Warehouse(a.warehouse)
     stage = score_stage(spark, warehouse, a) if a.score else None
-    rejected = count_rejects(spark, warehouse, "sessions") if a.once else 0
+    since = rejects_version(warehouse)
     try:
         ran = run(start_sessions(spark, warehouse, session_rules(a), trigger=a.trigger, query_name=a.query_name,
                                  score=stage, early=not a.no_early), once=a.once)
@@ -112,7 +112,7 @@ def cmd_sessions_run(a: argparse.Namespace) -> int:
               "deadlines pass")
     if not any(o["open"] or o["pending"] for o in still.values()):
         print(f"nothing left open in {a.query_name}'s state")
-    loud = check_rejects(count_rejects(spark, warehouse, "sessions") - rejected, ran, "sessions run",
+    loud = check_rejects(rejects_written(warehouse, a.query_name, since), ran, "sessions run",
                          a.max_reject_share)
     if loud:
         print(f"ERROR: {loud}")

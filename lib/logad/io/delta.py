@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -104,6 +105,12 @@ def stop_between_batches(query: StreamingQuery, timeout_s: float | None = None) 
     query.stop()
 
 
+def batch_app_id(checkpoint: str, query_name: str) -> str:
+    """The ``txnAppId`` of the query at ``checkpoint``: ``logad-<query id>`` (the query name
+    before the checkpoint has one)."""
+    return f"logad-{ckpt.validate(checkpoint) or query_name}"
+
+
 def _start_gated(writer: DataStreamWriter, checkpoint: str, query_name: str,
                  write: Callable[[DataFrame, int, str], object]) -> StreamingQuery:
     """Start ``writer`` with ``write(batch, batch_id, app_id)`` as its foreachBatch, inside a
@@ -115,7 +122,7 @@ def _start_gated(writer: DataStreamWriter, checkpoint: str, query_name: str,
     def commit(batch: DataFrame, batch_id: int) -> None:
         with gate.batch(batch_id):
             if "id" not in app:
-                app["id"] = f"logad-{ckpt.validate(checkpoint) or query_name}"
+                app["id"] = batch_app_id(checkpoint, query_name)
             write(batch, batch_id, app["id"])
 
     query = writer.foreachBatch(commit).start()
@@ -365,6 +372,25 @@ def table_version(table_uri: str) -> int:
     if not table_exists(table_uri):
         raise DeltaError(f"no Delta table at {table_uri}")
     return int(DeltaTable(table_uri).version())
+
+
+def rows_added(table_uri: str, app_id: str, after_version: int) -> int:
+    """Rows that the commits after ``after_version`` made with ``txnAppId`` ``app_id`` added to
+    the table: their ``numOutputRows``, read from the Delta log's commit files (no data file is
+    read, however large the table). 0 without a table."""
+    import pyarrow.fs as pafs
+
+    if not table_exists(table_uri):
+        return 0
+    fs, root = pafs.FileSystem.from_uri(table_uri if "://" in table_uri else "file://" + os.path.abspath(table_uri))
+    rows = 0
+    for version in range(after_version + 1, table_version(table_uri) + 1):
+        with fs.open_input_stream(f"{root}/_delta_log/{version:020d}.json") as f:
+            actions = [json.loads(line) for line in f.read().decode().splitlines() if line]
+        if any(a.get("txn", {}).get("appId") == app_id for a in actions):
+            rows += sum(int(a["commitInfo"].get("operationMetrics", {}).get("numOutputRows", 0))
+                        for a in actions if "commitInfo" in a)
+    return rows
 
 
 def table_summary(table_uri: str) -> dict[str, object]:
