@@ -144,15 +144,11 @@ def score_sessions(spark: SparkSession, warehouse: Warehouse, models_dir: str | 
 def evaluate_version(spark: SparkSession, warehouse: Warehouse, models_dir: Path, model: str, version: int,
                      sessions: DataFrame) -> dict[str, float]:
     """A registered version's P/R/F1/AUC on ``sessions``, at its own threshold."""
-    from logad.models.fit import metrics
+    from logad.models.train_job import _metrics_of
 
     pdf = score_sessions(spark, warehouse, models_dir, model, version, sessions.select(
         "session_id", "system", "label", "template_ids"))
-    if pdf.empty:
-        return {}
-    m = metrics(pdf["label"].to_numpy(), pdf["score"].to_numpy(), float(pdf["threshold"].iloc[0]))
-    m["sessions"], m["anomalies"] = float(len(pdf)), float(pdf["label"].sum())
-    return m
+    return _metrics_of(pdf, float(pdf["threshold"].iloc[0]))[0] if not pdf.empty else {}
 
 
 def tracking_uri(models_dir: Path, uri: str | None) -> str:

@@ -243,6 +243,30 @@ def _metrics_of(pdf: Any, threshold: float | None = None) -> tuple[dict[str, flo
     return m, cut
 
 
+def _part_metrics(valid: dict[str, float], test: dict[str, float], prefix: dict[str, float]) -> dict[str, float]:
+    """One metrics dict: ``valid_*``, ``test_*`` and ``prefix_*`` (the test sessions cut before
+    the line that defines their label)."""
+    return {**{f"valid_{k}": v for k, v in valid.items()}, **{f"test_{k}": v for k, v in test.items()},
+            **{f"prefix_{k}": v for k, v in prefix.items()}}
+
+
+def _register(root: Path, staging: Path, job: TrainJob, artifact: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """Give a staged model (``staging/<artifact>``) the next version of ``root``: ``model.json``
+    written beside it, then one rename, so a reader of the registry never sees half a version.
+    Returns what ``model.json`` holds."""
+    n = _next_version(root)
+    final = root / f"v{n}"
+    summary = {"model": job.registered, "kind": job.model, "version": n, "artifact": str(final / artifact),
+               "job": asdict(job), **fields}
+    (staging / "model.json").write_text(json.dumps(summary, indent=2, default=str))
+    staging.rename(final)
+    m = summary["metrics"]
+    log.info("%s v%d (%s): test P %.4f R %.4f F1 %.4f AUC %.4f (threshold %.4f) -> %s", job.registered, n,
+             job.model, m.get("test_precision", math.nan), m.get("test_recall", math.nan),
+             m.get("test_f1", math.nan), m.get("test_auc", math.nan), summary["threshold"], final)
+    return summary
+
+
 def _train_counts(spark: SparkSession, warehouse: Warehouse, job: TrainJob, parts: DataFrame,
                   counts: dict[tuple[str, int], int], version: int, started: float) -> dict[str, Any]:
     """A count detector (:mod:`logad.models.counts`) on the same split as the sequence models:
@@ -268,32 +292,20 @@ def _train_counts(spark: SparkSession, warehouse: Warehouse, job: TrainJob, part
     test_m, _ = _metrics_of(scored(part("test")), detector.threshold)
     has_events = parts.where("part = 'test' and label = 1 and label_event is not null").limit(1).count() > 0
     prefix_m = _metrics_of(scored(part("test"), prefix=True), detector.threshold)[0] if has_events else {}
-    metrics_ = {**{f"valid_{k}": v for k, v in valid_m.items()}, **{f"test_{k}": v for k, v in test_m.items()},
-                **{f"prefix_{k}": v for k, v in prefix_m.items()}}
     root = Path(job.models_dir or Path(warehouse.root) / "models") / job.registered
     root.mkdir(parents=True, exist_ok=True)
     staging = root / f".staging-{uuid.uuid4().hex[:8]}"
     detector.save(staging / ARTIFACT)
-    n = _next_version(root)
-    final = root / f"v{n}"
-    data_version = f"{warehouse.table(job.table)}@v{version}"
-    summary = {
-        "model": job.registered, "kind": job.model, "version": n, "artifact": str(final / ARTIFACT),
-        "data_version": data_version, "code_version": code_version(), "job": asdict(job),
+    return _register(root, staging, job, ARTIFACT, {
+        "data_version": f"{warehouse.table(job.table)}@v{version}", "code_version": code_version(),
         "config": {"kind": job.model, "templates": len(detector.vocabulary)},
-        "threshold": detector.threshold, "best_epoch": 0, "history": [], "metrics": metrics_,
-        "template_ids": detector.vocabulary,
+        "threshold": detector.threshold, "best_epoch": 0, "history": [],
+        "metrics": _part_metrics(valid_m, test_m, prefix_m), "template_ids": detector.vocabulary,
         "sessions": {f"{p}_{'abnormal' if y else 'normal'}": c for (p, y), c in counts.items()},
         "train_examples": counts.get(("train", 0), 0) + counts.get(("train", 1), 0),
         "templates": len(detector.vocabulary), "train_seconds": trained_s,
         "seconds": time.perf_counter() - started, "digests": None,
-    }
-    (staging / "model.json").write_text(json.dumps(summary, indent=2, default=str))
-    staging.rename(final)
-    log.info("%s v%d (%s): test P %.4f R %.4f F1 %.4f AUC %.4f (threshold %.4f) -> %s", job.registered, n, job.model,
-             test_m.get("precision", math.nan), test_m.get("recall", math.nan), test_m.get("f1", math.nan),
-             test_m.get("auc", math.nan), detector.threshold, final)
-    return summary
+    })
 
 
 def run_train(spark: SparkSession, warehouse: Warehouse, job: TrainJob) -> dict[str, Any]:
@@ -385,22 +397,16 @@ def run_train(spark: SparkSession, warehouse: Warehouse, job: TrainJob) -> dict[
     has_events = parts.where("part = 'test' and label = 1 and label_event is not null").limit(1).count() > 0
     prefix_m = (_session_metrics(score_inputs(rows("test", prefix=True), str(artifact)), result.threshold)[0]
                 if has_events else {})
-    metrics_ = {**{f"valid_{k}": v for k, v in valid_m.items()}, **{f"test_{k}": v for k, v in test_m.items()},
-                **{f"prefix_{k}": v for k, v in prefix_m.items()}}
+    metrics_ = _part_metrics(valid_m, test_m, prefix_m)
     save(metrics_)
-    n = _next_version(root)
-    final = root / f"v{n}"
-    summary = {
-        "model": job.registered, "kind": job.model, "version": n, "artifact": str(final / "model.pt"),
-        "data_version": data_version,
-        "code_version": commit, "job": asdict(job), "config": config.to_dict(),
+    summary = _register(root, staging, job, "model.pt", {
+        "data_version": data_version, "code_version": commit, "config": config.to_dict(),
         "threshold": result.threshold, "best_epoch": result.best_epoch, "history": result.history,
         "metrics": metrics_, "sessions": {f"{p}_{'abnormal' if y else 'normal'}": c for (p, y), c in counts.items()},
         "train_examples": len(converter), "templates": len(tv.ids), "train_seconds": trained_s,
         "seconds": time.perf_counter() - started, "digests": getattr(result, "digests", None),
-    }
-    (staging / "model.json").write_text(json.dumps(summary, indent=2, default=str))
-    staging.rename(final)
+    })
+    n = summary["version"]
     checkpoint.unlink(missing_ok=True)
     import pyarrow as pa
 
@@ -409,9 +415,6 @@ def run_train(spark: SparkSession, warehouse: Warehouse, job: TrainJob) -> dict[
                     "model": [job.registered] * len(tv.ids), "model_version": [n] * len(tv.ids)})
     write_small(spark, warehouse.table(TEMPLATE_VECTORS), vec)
     parts.unpersist()
-    log.info("%s v%d: test P %.4f R %.4f F1 %.4f AUC %.4f (threshold %.4f) -> %s", job.registered, n,
-             test_m.get("precision", math.nan), test_m.get("recall", math.nan), test_m.get("f1", math.nan),
-             test_m.get("auc", math.nan), result.threshold, final)
     return summary
 
 
