@@ -30,8 +30,12 @@ def test_defaults_come_from_the_config_dataclasses_and_signatures(monkeypatch):
     job = TrainJob()
     args = parse(["train"])
     for name in ("system", "model", "unit", "window", "split", "epochs", "batch_size", "lr", "patience",
-                 "embed_dim", "max_len", "num_processes", "seed", "train_fraction", "valid_fraction"):
+                 "embed_dim", "max_len", "num_processes", "seed", "train_fraction", "valid_fraction", "counts"):
         assert getattr(args, name) == getattr(job, name), name
+    from logad.cli.models import train_job
+
+    assert train_job(parse(["train", "--counts"])).counts and not train_job(parse(["train"])).counts
+    assert train_job(parse(["retrain", "--counts", "--model", "att_gru,tree"])).counts
     # a changed library default is the CLI's default, with no second declaration to forget
     fields = {f.name: f for f in dataclasses.fields(TrainJob)}
     monkeypatch.setattr(fields["epochs"], "default", 7)

@@ -15,11 +15,11 @@ from logad.models.windows import collapse, pad, sliding
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("repeats", [False, True])
-def test_every_kind_runs_forward_and_backward(kind, repeats):
+@pytest.mark.parametrize("repeats,counts", [(False, False), (True, False), (False, True), (True, True)])
+def test_every_kind_runs_forward_and_backward(kind, repeats, counts):
     torch.manual_seed(0)
     cfg = ModelConfig(kind=kind, vocab_size=20, embed_dim=16, hidden=8, fc=8, repeats=repeats,
-                      heads=1 if repeats else 4, freeze_embeddings=False)
+                      heads=1 if repeats else 4, freeze_embeddings=False, counts=counts)
     model = SequenceClassifier(cfg)
     x, lengths = pad([[2, 3, 4], [5, 6, 7, 8, 9, 10, 11, 12, 13, 14], [2]])  # (3, 10)
     runs = torch.randint(1, 5, x.shape)
@@ -40,9 +40,11 @@ def test_attention_weights_sum_to_one_over_the_real_events(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_padding_does_not_change_a_score(kind):
+@pytest.mark.parametrize("counts", [False, True])
+def test_padding_does_not_change_a_score(kind, counts):
     torch.manual_seed(1)
-    model = SequenceClassifier(ModelConfig(kind=kind, vocab_size=30, embed_dim=8, hidden=8, heads=2)).eval()
+    model = SequenceClassifier(ModelConfig(kind=kind, vocab_size=30, embed_dim=8, hidden=8, heads=2,
+                                           counts=counts)).eval()
     seqs = [[2, 3, 4, 5], list(range(2, 14)), [9, 9]]
     x, lengths = pad(seqs)
     together, _ = model(x, lengths)
@@ -74,6 +76,30 @@ def test_a_tiny_att_gru_learns_a_separable_task():
     alpha = model.weights(x[y == 1][:50])
     top = alpha.argmax(1)
     assert (x[y == 1][:50][torch.arange(50), top] == 7).float().mean() >= 0.8, "attention finds the event"
+
+
+def test_counts_see_how_often_a_template_occurs_and_unseen_templates_count_as_unknown():
+    """``counts=True``: the event-count vector reaches the output (the GRU alone would have to learn
+    to count); a template index past the vocabulary (a vector appended at scoring, as
+    :func:`logad.models.inference.load_cached` does) counts in slot 1, the unknown template's."""
+    torch.manual_seed(0)
+    with_counts = SequenceClassifier(ModelConfig(vocab_size=20, embed_dim=8, hidden=8, fc=8, counts=True)).eval()
+    plain = SequenceClassifier(ModelConfig(vocab_size=20, embed_dim=8, hidden=8, fc=8)).eval()
+    plain.load_state_dict({k: v for k, v in with_counts.state_dict().items() if not k.startswith("bag.")})
+    seqs = [[2, 3, 3, 4], [2] + [3] * 15 + [4]]
+    x, lengths = pad(seqs)
+    with torch.no_grad():
+        with_counts.bag.weight.zero_()  # the bag silenced: the same model as without counts
+        assert torch.allclose(with_counts(x, lengths)[0], plain(x, lengths)[0], atol=1e-6)
+        with_counts.bag.weight[:, 3] = 1.0  # only template 3's count: 2 against 15 moves the logits
+        moved = with_counts(x, lengths)[0] - plain(x, lengths)[0]
+        assert not torch.allclose(moved[0], moved[1], atol=1e-3)
+        with_counts.bag.weight.normal_()
+        weight = with_counts.embed.weight.detach()
+        with_counts.embed = torch.nn.Embedding.from_pretrained(torch.cat([weight, weight[1:2]]), padding_idx=0)
+        unseen, _ = with_counts(torch.tensor([[2, 20, 4]]))  # index 20: appended, same vector as 1
+        unknown, _ = with_counts(torch.tensor([[2, 1, 4]]))
+    assert torch.allclose(unseen, unknown, atol=1e-6)
 
 
 def test_config_checks_itself():

@@ -63,6 +63,10 @@ def add(sub: Any) -> None:
                    help="the paper's 2048 gives a few steps per epoch on these data sizes")
     v.add_argument("--unit", choices=["session", "window"], default=default(evaluate, "unit"))
     v.add_argument("--repeats", action="store_true", help="collapse repeated events (count as input)")
+    v.add_argument("--counts", action="store_true",
+                   help="sequence models: the session's event-count vector beside the GRU (see logad train)")
+    v.add_argument("--patience", type=int, default=default(evaluate, "patience"),
+                   help="hdfs-blocks: the training job's early-stopping patience (epochs)")
     v.add_argument("--paper-attention", action="store_true",
                    help="y = alpha x exactly as the paper writes it (default scales by the length)")
     v.set_defaults(func=cmd_evaluate)
@@ -108,6 +112,10 @@ def train_args(tr: argparse.ArgumentParser, pinned: bool = True) -> None:
     tr.add_argument("--embed-dim", type=int, default=d("embed_dim"))
     tr.add_argument("--repeats", action="store_true", default=d("repeats"),
                     help="collapse repeated events (count as input)")
+    tr.add_argument("--counts", action="store_true", default=d("counts"),
+                    help="sequence models: add the session's event-count vector (log1p of each template's "
+                         "count) to the classifier beside the GRU (experimental: on HDFS blocks inside the "
+                         "noise of training, docs/models.md)")
     tr.add_argument("--max-len", type=int, default=d("max_len"))
     tr.add_argument("--num-processes", type=int, default=d("num_processes"), help="TorchDistributor processes")
     tr.add_argument("--use-gpu", action="store_true", default=d("use_gpu"), help="one GPU per process (NCCL)")
@@ -134,7 +142,8 @@ def train_job(a: argparse.Namespace) -> TrainJob:
     return TrainJob(system=a.system, table=a.table, version=a.version, model=kinds[0], name=a.name, unit=a.unit,
                     window=a.window, split=a.split, train_fraction=a.train_fraction,
                     valid_fraction=a.valid_fraction, seed=a.seed, epochs=a.epochs, batch_size=a.batch_size,
-                    lr=a.lr, patience=a.patience, embed_dim=a.embed_dim, repeats=a.repeats, max_len=a.max_len,
+                    lr=a.lr, patience=a.patience, embed_dim=a.embed_dim, repeats=a.repeats, counts=a.counts,
+                    max_len=a.max_len,
                     num_processes=a.num_processes, use_gpu=a.use_gpu, label_sources=tuple(a.label_source or ()),
                     models_dir=a.models_dir, resume=not a.no_resume)
 
@@ -210,7 +219,8 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
                 if a.protocol.startswith("spark-lab") else os.environ.get("LOGAD_DATA", "../shared/data"))
     result = evaluate(a.protocol, data, [m.strip() for m in a.models.split(",") if m.strip()],
                       [int(s) for s in a.seeds.split(",")], a.epochs, a.unit, a.repeats,
-                      batch_size=a.batch_size, attention_scale=not a.paper_attention)
+                      batch_size=a.batch_size, attention_scale=not a.paper_attention, counts=a.counts,
+                      patience=a.patience)
     print(table(result))
     print(to_json(result))
     return 0

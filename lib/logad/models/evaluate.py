@@ -183,7 +183,8 @@ def hdfs_block_sessions(log_file: Path, label_file: Path) -> tuple[dict[str, lis
 
 
 def hdfs_blocks_product(data: Path, models: Sequence[str], seeds: Sequence[int], epochs: int, unit: str,
-                        repeats: bool, batch_size: int) -> tuple[dict[str, list[dict[str, float]]], dict[str, Any], str]:
+                        repeats: bool, batch_size: int, event_counts: bool = False, patience: int = 5,
+                        ) -> tuple[dict[str, list[dict[str, float]]], dict[str, Any], str]:
     """The ``hdfs-blocks`` protocol through the product (see the module docstring): per model the
     test metrics of each seed, the line accounting, and a description of the data."""
     import tempfile
@@ -230,7 +231,8 @@ def hdfs_blocks_product(data: Path, models: Sequence[str], seeds: Sequence[int],
                 if name in SEQUENCE_MODELS or name in COUNT_KINDS:  # the detectors 'logad train' makes
                     summary = run_train(spark, wh, TrainJob(
                         system="hdfs", model=name, unit=unit, epochs=epochs, batch_size=batch_size, seed=seed,
-                        repeats=repeats, label_sources=(source,), models_dir=str(Path(tmp) / "models"), resume=False))
+                        repeats=repeats, counts=event_counts, patience=patience, label_sources=(source,), models_dir=str(Path(tmp) / "models"),
+                        resume=False))
                     m = {k: float(summary["metrics"][f"test_{k}"]) for k in ("precision", "recall", "f1", "auc")}
                 elif name == "pca":  # not a detector the product serves: fitted here on the job's split
                     train = parts[parts["part"] == "train"]
@@ -328,7 +330,7 @@ def _windows(sessions: list[tuple[list[int], int]], window: int) -> tuple[list[t
 
 
 def run_once(split: Split, models: Sequence[str], seed: int, epochs: int, unit: str,
-             repeats: bool = False, embed_dim: int = 32, batch_size: int = 2048,
+             repeats: bool = False, embed_dim: int = 32, batch_size: int = 2048, counts: bool = False,
              attention_scale: bool = True) -> dict[str, dict[str, float]]:
     """Every model on one split; P/R/F1/AUC on the test sessions."""
     import torch
@@ -355,7 +357,7 @@ def run_once(split: Split, models: Sequence[str], seed: int, epochs: int, unit: 
             scores = base.score([s for s, _ in test])
             m = metrics(y_test, scores, cut)
         elif name in SEQUENCE_MODELS:
-            config = ModelConfig(kind=name, vocab_size=tv.size, embed_dim=embed_dim, repeats=repeats,
+            config = ModelConfig(kind=name, vocab_size=tv.size, embed_dim=embed_dim, repeats=repeats, counts=counts,
                                  attention_scale=attention_scale,
                                  heads=4 if (embed_dim + repeats) % 4 == 0 else 1)
             tr, va = train, valid
@@ -392,7 +394,8 @@ ALL_MODELS = ("pca", "logreg", "tree", "att_gru", "att_lstm", "gru", "lstm", "tr
 
 def evaluate(protocol: str, data: str | Path, models: Sequence[str] = ALL_MODELS, seeds: Sequence[int] = (0, 1, 2),
              epochs: int = 20, unit: str = "session", repeats: bool = False,
-             batch_size: int = 128, attention_scale: bool = True) -> dict[str, object]:
+             batch_size: int = 128, attention_scale: bool = True, counts: bool = False,
+             patience: int = 5) -> dict[str, object]:
     """Run a protocol over seeds; mean and standard deviation per model and metric.
 
     ``batch_size`` 128, not the paper's 2048: on these data sizes 2048 gives a few steps per epoch.
@@ -409,18 +412,20 @@ def evaluate(protocol: str, data: str | Path, models: Sequence[str] = ALL_MODELS
     runs: dict[str, list[dict[str, float]]] = {m: [] for m in models}
     note, extra = "", {}
     if protocol == "hdfs-blocks":
-        runs, accounting, note = hdfs_blocks_product(Path(data), models, seeds, epochs, unit, repeats, batch_size)
+        runs, accounting, note = hdfs_blocks_product(Path(data), models, seeds, epochs, unit, repeats, batch_size, counts,
+                                                     patience)
         extra = {"path": "product", "accounting": accounting}
     else:
         for seed in seeds:
             split = load(Path(data), seed)
             note = split.note
             for name, m in run_once(split, models, seed, epochs, unit, repeats, batch_size=batch_size,
-                                    attention_scale=attention_scale).items():
+                                    attention_scale=attention_scale, counts=counts).items():
                 runs[name].append(m)
     summary = {name: {k: (float(np.mean([r[k] for r in rs])), float(np.std([r[k] for r in rs])))
                       for k in ("precision", "recall", "f1", "auc", "seconds")} for name, rs in runs.items()}
-    return {"protocol": protocol, "unit": unit, "repeats": repeats, "seeds": list(seeds),
+    return {"protocol": protocol, "unit": unit, "repeats": repeats, "counts": counts, "patience": patience,
+            "seeds": list(seeds),
             "epochs": epochs, "batch_size": batch_size, "attention_scale": attention_scale, "data": note,
             **extra, "models": summary}
 

@@ -73,6 +73,7 @@ class TrainJob:
     patience: int = 5
     embed_dim: int = 32
     repeats: bool = False
+    counts: bool = False  # sequence models: the event-count vector beside the GRU (ModelConfig.counts)
     max_len: int = 512
     num_processes: int = 2
     use_gpu: bool = False
@@ -343,7 +344,7 @@ def run_train(spark: SparkSession, warehouse: Warehouse, job: TrainJob) -> dict[
     vocab = {t: i + 2 for i, t in enumerate(tv.ids)}
     heads = 4 if (job.embed_dim + job.repeats) % 4 == 0 else 1
     config = ModelConfig(kind=job.model, vocab_size=tv.size, embed_dim=job.embed_dim, window=job.window,
-                         repeats=job.repeats, heads=heads, max_len=job.max_len)
+                         repeats=job.repeats, heads=heads, max_len=job.max_len, counts=job.counts)
 
     def rows(part: str, prefix: bool = False) -> DataFrame:
         return inputs(parts.where(F.col("part") == part), vocab, unit=job.unit, window=job.window,
