@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from logad.errors import DeltaError, StopRequested
 from logad.io import checkpoint as ckpt
@@ -374,18 +374,24 @@ def table_version(table_uri: str) -> int:
     return int(DeltaTable(table_uri).version())
 
 
+def _delta_log(table_uri: str) -> tuple[Any, str]:
+    """The table's file system (pyarrow) and the path of its ``_delta_log`` folder on it."""
+    import pyarrow.fs as pafs
+
+    fs, root = pafs.FileSystem.from_uri(table_uri if "://" in table_uri else "file://" + os.path.abspath(table_uri))
+    return fs, f"{root}/_delta_log"
+
+
 def rows_added(table_uri: str, app_id: str, after_version: int) -> int:
     """Rows that the commits after ``after_version`` made with ``txnAppId`` ``app_id`` added to
     the table: their ``numOutputRows``, read from the Delta log's commit files (no data file is
     read, however large the table). 0 without a table."""
-    import pyarrow.fs as pafs
-
     if not table_exists(table_uri):
         return 0
-    fs, root = pafs.FileSystem.from_uri(table_uri if "://" in table_uri else "file://" + os.path.abspath(table_uri))
+    fs, log_dir = _delta_log(table_uri)
     rows = 0
     for version in range(after_version + 1, table_version(table_uri) + 1):
-        with fs.open_input_stream(f"{root}/_delta_log/{version:020d}.json") as f:
+        with fs.open_input_stream(f"{log_dir}/{version:020d}.json") as f:
             actions = [json.loads(line) for line in f.read().decode().splitlines() if line]
         if any(a.get("txn", {}).get("appId") == app_id for a in actions):
             rows += sum(int(a["commitInfo"].get("operationMetrics", {}).get("numOutputRows", 0))
@@ -496,9 +502,9 @@ def committed_version(table_uri: str, app_id: str) -> int | None:
     except AttributeError:  # older delta-rs: scan the JSON commits
         import pyarrow.fs as pafs
 
-        fs, root = pafs.FileSystem.from_uri(table_uri if "://" in table_uri else "file://" + table_uri)
+        fs, log_dir = _delta_log(table_uri)
         best: int | None = None
-        for info in fs.get_file_info(pafs.FileSelector(f"{root}/_delta_log")):
+        for info in fs.get_file_info(pafs.FileSelector(log_dir)):
             if not info.path.endswith(".json"):
                 continue
             with fs.open_input_stream(info.path) as f:

@@ -64,6 +64,7 @@ from typing import Any
 import numpy as np
 
 from logad.errors import LogadError
+from logad.models.train_job import TrainJob
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +184,7 @@ def hdfs_block_sessions(log_file: Path, label_file: Path) -> tuple[dict[str, lis
 
 
 def hdfs_blocks_product(data: Path, models: Sequence[str], seeds: Sequence[int], epochs: int, unit: str,
-                        repeats: bool, batch_size: int, event_counts: bool = False, patience: int = 5,
+                        repeats: bool, batch_size: int, counts: bool, patience: int,
                         ) -> tuple[dict[str, list[dict[str, float]]], dict[str, Any], str]:
     """The ``hdfs-blocks`` protocol through the product (see the module docstring): per model the
     test metrics of each seed, the line accounting, and a description of the data."""
@@ -197,7 +198,7 @@ def hdfs_blocks_product(data: Path, models: Sequence[str], seeds: Sequence[int],
     from logad.models.counts import COUNT_KINDS
     from logad.models.fit import metrics
     from logad.models.inputs import split
-    from logad.models.train_job import TrainJob, run_train
+    from logad.models.train_job import run_train
     from logad.sessions.rules import rules_for
 
     raw = data / "HDFS" / "raw"
@@ -206,7 +207,7 @@ def hdfs_blocks_product(data: Path, models: Sequence[str], seeds: Sequence[int],
     with tempfile.TemporaryDirectory(prefix="logad-eval-") as tmp:
         wh = Warehouse(str(Path(tmp) / "wh"))
         t0 = time.monotonic()
-        spark, counts, cut = _through_the_product(wh, {str(log_file): "hdfs"}, [rules_for("hdfs")],
+        spark, rows, cut = _through_the_product(wh, {str(log_file): "hdfs"}, [rules_for("hdfs")],
                                                   ("hdfs", str(label_file)), "hdfs", raw=True)
         write_table(cut, wh.table("sessions"))
         source = f"hdfs:{label_file.name}"
@@ -217,8 +218,8 @@ def hdfs_blocks_product(data: Path, models: Sequence[str], seeds: Sequence[int],
         with gzip.open(log_file, "rt", errors="replace") as f:
             lines_in = sum(1 for _ in f)
         n_labels = read_table(spark, wh.table("labels")).count()
-        accounting = {"lines_in": lines_in, "raw_logs": counts.get("raw_logs"), "events": counts.get("events"),
-                      "rejects": counts.get("rejects"), "blocks_labelled": n_labels,
+        accounting = {"lines_in": lines_in, "raw_logs": rows.get("raw_logs"), "events": rows.get("events"),
+                      "rejects": rows.get("rejects"), "blocks_labelled": n_labels,
                       "blocks_with_a_session": per_block.count(), "anomalous": sessions.where("label = 1").count(),
                       "max_sessions_per_block": int((per_block.agg(F.max("count")).first() or [0])[0] or 0)}
         log.info("hdfs-blocks through the product: %s (%.0fs)", accounting, time.monotonic() - t0)
@@ -231,8 +232,8 @@ def hdfs_blocks_product(data: Path, models: Sequence[str], seeds: Sequence[int],
                 if name in SEQUENCE_MODELS or name in COUNT_KINDS:  # the detectors 'logad train' makes
                     summary = run_train(spark, wh, TrainJob(
                         system="hdfs", model=name, unit=unit, epochs=epochs, batch_size=batch_size, seed=seed,
-                        repeats=repeats, counts=event_counts, patience=patience, label_sources=(source,), models_dir=str(Path(tmp) / "models"),
-                        resume=False))
+                        repeats=repeats, counts=counts, patience=patience, label_sources=(source,),
+                        models_dir=str(Path(tmp) / "models"), resume=False))
                     m = {k: float(summary["metrics"][f"test_{k}"]) for k in ("precision", "recall", "f1", "auc")}
                 elif name == "pca":  # not a detector the product serves: fitted here on the job's split
                     train = parts[parts["part"] == "train"]
@@ -357,8 +358,8 @@ def run_once(split: Split, models: Sequence[str], seed: int, epochs: int, unit: 
             scores = base.score([s for s, _ in test])
             m = metrics(y_test, scores, cut)
         elif name in SEQUENCE_MODELS:
-            config = ModelConfig(kind=name, vocab_size=tv.size, embed_dim=embed_dim, repeats=repeats, counts=counts,
-                                 attention_scale=attention_scale,
+            config = ModelConfig(kind=name, vocab_size=tv.size, embed_dim=embed_dim, repeats=repeats,
+                                 counts=counts, attention_scale=attention_scale,
                                  heads=4 if (embed_dim + repeats) % 4 == 0 else 1)
             tr, va = train, valid
             if unit == "window":
@@ -395,7 +396,7 @@ ALL_MODELS = ("pca", "logreg", "tree", "att_gru", "att_lstm", "gru", "lstm", "tr
 def evaluate(protocol: str, data: str | Path, models: Sequence[str] = ALL_MODELS, seeds: Sequence[int] = (0, 1, 2),
              epochs: int = 20, unit: str = "session", repeats: bool = False,
              batch_size: int = 128, attention_scale: bool = True, counts: bool = False,
-             patience: int = 5) -> dict[str, object]:
+             patience: int = TrainJob.patience) -> dict[str, object]:
     """Run a protocol over seeds; mean and standard deviation per model and metric.
 
     ``batch_size`` 128, not the paper's 2048: on these data sizes 2048 gives a few steps per epoch.
@@ -412,8 +413,8 @@ def evaluate(protocol: str, data: str | Path, models: Sequence[str] = ALL_MODELS
     runs: dict[str, list[dict[str, float]]] = {m: [] for m in models}
     note, extra = "", {}
     if protocol == "hdfs-blocks":
-        runs, accounting, note = hdfs_blocks_product(Path(data), models, seeds, epochs, unit, repeats, batch_size, counts,
-                                                     patience)
+        runs, accounting, note = hdfs_blocks_product(Path(data), models, seeds, epochs, unit, repeats, batch_size,
+                                                     counts, patience)
         extra = {"path": "product", "accounting": accounting}
     else:
         for seed in seeds:

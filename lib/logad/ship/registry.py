@@ -171,10 +171,13 @@ class Registry:
         head, final = _head(path, FINGERPRINT_BYTES)
         if not final:
             return None  # still being written: its first bytes are not all there yet
-        fp, fp_len = hashlib.sha1(head).hexdigest(), len(head)
-        state = FileState(path, st.st_dev, st.st_ino, 0, fp, fp_len, compressed=True)
+        state = FileState(path, st.st_dev, st.st_ino, 0, hashlib.sha1(head).hexdigest(), len(head), compressed=True)
+
+        def starts_like(other: FileState) -> bool:  # on this one read of the copy (fingerprints <= its head)
+            return not other.compressed and hashlib.sha1(head[:other.fingerprint_len]).hexdigest() == other.fingerprint
+
         for other_key, other in list(self.files.items()):
-            if other.compressed or prefix_fingerprint(path, other.fingerprint_len) != other.fingerprint:
+            if not starts_like(other):
                 continue
             if self.locate(other) is not None:
                 return None  # the original is still there and still shipped: the copy waits
@@ -183,7 +186,7 @@ class Registry:
             break
         else:
             for done in [*reversed(self.shipped), *reversed(self.orphans)]:
-                if not done.compressed and prefix_fingerprint(path, done.fingerprint_len) == done.fingerprint:
+                if starts_like(done):
                     state.offset = done.offset
                     (self.shipped if done in self.shipped else self.orphans).remove(done)
                     break
