@@ -66,23 +66,24 @@ class Loaded:
     broadcast: Any
     digest: str
     word_vectors: dict[str, np.ndarray] = field(default_factory=dict)
-    kind: str = "att_gru"  # the detector (model.json's kind): a sequence model or a count detector
-    detector: Any = None  # a count detector (logad.models.counts.CountDetector); None: ``model`` is torch
+    kind: str = "att_gru"  # the detector (model.json's kind): a sequence model or a Spark-side detector
+    detector: Any = None  # a Spark-side detector (logad.models.detectors); None: ``model`` is torch
 
 
 def load_version(spark: SparkSession, models_dir: Path, name: str, version: int, path: Path,
                  broadcast: bool = True) -> Loaded:
     """A registered version, loaded and checked: a sequence model (``model.pt``: torch, its bytes
-    broadcast to the executors) or a count detector (``model/``: a Spark ML pipeline)."""
-    from logad.models.counts import CountDetector
+    broadcast to the executors) or a Spark-side detector (:mod:`logad.models.detectors`: a count
+    detector's Spark ML pipeline, a detector of normal's JSON)."""
+    from logad.models.detectors import DETECTORS, detector_class
     from logad.models.fit import load_artifact
     from logad.models.registry import info
 
     summary = info(models_dir, name, version)
     job = dict(summary.get("job", {}))
     kind = str(summary.get("kind") or job.get("model") or name)
-    if path.is_dir():
-        det = CountDetector.load(spark, path, float(summary["threshold"]), kind)
+    if kind in DETECTORS:
+        det = detector_class(kind).load(spark, path, float(summary["threshold"]), kind)
         vocab = {t: i for i, t in enumerate(det.vocabulary)}
         meta: dict[str, Any] = {"threshold": det.threshold, "template_ids": det.vocabulary}
         digest = hashlib.sha256((path.parent / "model.json").read_bytes()).hexdigest()[:16]
@@ -225,7 +226,7 @@ class ScoreStage:
         cur = self.current
         assert cur is not None
         unseen = sorted(ids - set(cur.vocab))
-        if not unseen or cur.detector is not None:  # a count detector does not count what it never saw
+        if not unseen or cur.detector is not None:  # a Spark-side detector reads template ids, not vectors
             return cur.vocab, None, set(unseen)
         self._texts_for(set(unseen))
         vocab = dict(cur.vocab)

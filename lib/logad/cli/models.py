@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 def add(sub: Any) -> None:
-    from logad.models.evaluate import PROTOCOLS, evaluate
+    from logad.models.evaluate import ALL_MODELS, PROTOCOLS, UNLABELLED_MODELS, evaluate
     from logad.models.retrain import METRICS
     from logad.models.train_job import TrainJob
 
@@ -55,7 +55,13 @@ def add(sub: Any) -> None:
                         "by application); hdfs-paper: the papers' balanced setting on already-sessionized files")
     v.add_argument("--data", help="hdfs-*, bgl-*: the shared data folder with HDFS/, BGL/ (default $LOGAD_DATA or "
                    "../shared/data); spark-lab*: a lab corpus (default the committed data/samples/spark_lab)")
-    v.add_argument("--models", default=",".join(default(evaluate, "models")))
+    v.add_argument("--models", help="comma-separated (default: " + ",".join(ALL_MODELS) + "; with --labels none: "
+                   + ",".join(UNLABELLED_MODELS) + ")")
+    v.add_argument("--labels", choices=["use", "none"], default=default(evaluate, "labels"),
+                   help="none (hdfs-blocks): the detectors that learn normal without labels, beside the supervised "
+                        "ATT-GRU and tree; labels only score the unseen test blocks")
+    v.add_argument("--false-alarm-rate", type=float, default=default(evaluate, "false_alarm_rate"),
+                   help="the detectors of normal: the share of held-out (validation) blocks that alarms")
     v.add_argument("--seeds", default=",".join(map(str, default(evaluate, "seeds"))),
                    help="comma-separated; mean and spread over them")
     v.add_argument("--epochs", type=int, default=default(evaluate, "epochs"))
@@ -75,7 +81,7 @@ def add(sub: Any) -> None:
 def train_args(tr: argparse.ArgumentParser, pinned: bool = True) -> None:
     """The arguments of a training job (``logad train``, ``logad retrain``), defaults from TrainJob."""
     from logad.models import KINDS
-    from logad.models.counts import COUNT_KINDS
+    from logad.models.detectors import DETECTORS, UNSUPERVISED
     from logad.models.train_job import TrainJob
 
     def d(name: str) -> Any:
@@ -85,11 +91,12 @@ def train_args(tr: argparse.ArgumentParser, pinned: bool = True) -> None:
     tr.add_argument("--table", default=d("table"))
     if pinned:
         tr.add_argument("--version", type=int, help="the sessions table version (default the latest, recorded)")
-    kinds = ", ".join(KINDS + COUNT_KINDS)
+    kinds = ", ".join(KINDS + tuple(DETECTORS))
     if pinned:
-        tr.add_argument("--model", choices=list(KINDS + COUNT_KINDS), default=d("model"),
-                        help="a sequence model, or a count detector (tree, logreg: Spark ML on the sessions' "
-                        "template counts; no epochs)")
+        tr.add_argument("--model", choices=list(KINDS + tuple(DETECTORS)), default=d("model"),
+                        help="a sequence model; a count detector (tree, logreg: Spark ML on the sessions' template "
+                        f"counts; no epochs); or a detector of normal that needs no labels ({', '.join(UNSUPERVISED)}: "
+                        "docs/models.md)")
     else:
         tr.add_argument("--model", default=d("model"), type=_kinds,
                         help=f"one detector or several, comma-separated ({kinds}): each is trained and the best on "
@@ -120,18 +127,24 @@ def train_args(tr: argparse.ArgumentParser, pinned: bool = True) -> None:
     tr.add_argument("--num-processes", type=int, default=d("num_processes"), help="TorchDistributor processes")
     tr.add_argument("--use-gpu", action="store_true", default=d("use_gpu"), help="one GPU per process (NCCL)")
     tr.add_argument("--label-source", action="append", help="keep sessions labelled by this source (repeatable)")
+    tr.add_argument("--labels", choices=["use", "none"], default=d("labels"),
+                    help=f"none: read no label at all (only {', '.join(UNSUPERVISED)}; they never fit on labels, "
+                    "'use' only reports test metrics where labels exist)")
+    tr.add_argument("--false-alarm-rate", type=float, default=d("false_alarm_rate"),
+                    help=f"{', '.join(UNSUPERVISED)}: the threshold is the score this share of the held-out "
+                    "history sessions reaches")
     tr.add_argument("--models-dir", help="where versioned models go (default <warehouse>/models)")
     tr.add_argument("--no-resume", action="store_true", help="ignore a checkpoint of an interrupted run")
 
 
 def _kinds(text: str) -> tuple[str, ...]:
     from logad.models import KINDS
-    from logad.models.counts import COUNT_KINDS
+    from logad.models.detectors import DETECTORS
 
     kinds = tuple(k.strip() for k in text.split(",") if k.strip())
-    bad = [k for k in kinds if k not in KINDS + COUNT_KINDS]
+    bad = [k for k in kinds if k not in KINDS + tuple(DETECTORS)]
     if not kinds or bad:
-        raise argparse.ArgumentTypeError(f"{text!r}: use one or more of {', '.join(KINDS + COUNT_KINDS)}")
+        raise argparse.ArgumentTypeError(f"{text!r}: use one or more of {', '.join(KINDS + tuple(DETECTORS))}")
     return kinds
 
 
@@ -145,7 +158,8 @@ def train_job(a: argparse.Namespace) -> TrainJob:
                     lr=a.lr, patience=a.patience, embed_dim=a.embed_dim, repeats=a.repeats, counts=a.counts,
                     max_len=a.max_len,
                     num_processes=a.num_processes, use_gpu=a.use_gpu, label_sources=tuple(a.label_source or ()),
-                    models_dir=a.models_dir, resume=not a.no_resume)
+                    labels=a.labels, false_alarm_rate=a.false_alarm_rate, models_dir=a.models_dir,
+                    resume=not a.no_resume)
 
 
 def cmd_train(a: argparse.Namespace) -> int:
@@ -166,6 +180,9 @@ def cmd_train(a: argparse.Namespace) -> int:
 
         promote(Path(s["artifact"]).parents[2], s["model"], s["version"], "logad train --promote")
         print(f"  promoted: {s['model']} v{s['version']} is what 'logad score' uses now")
+    if "valid_alarm_rate" in m:
+        print(f"  no label read: alarms on {m['valid_alarm_rate']:.2%} of the held-out history "
+              f"(--false-alarm-rate {s['job']['false_alarm_rate']}), {m['test_alarm_rate']:.2%} of the test sessions")
     for part in ("valid", "test", "prefix"):
         if f"{part}_f1" in m:
             print(f"  {part:<6} P {m[part + '_precision']:.4f}  R {m[part + '_recall']:.4f}  "
@@ -217,10 +234,10 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     if data is None:
         data = (str(Path(__file__).resolve().parents[3] / "data" / "samples" / "spark_lab")
                 if a.protocol.startswith("spark-lab") else os.environ.get("LOGAD_DATA", "../shared/data"))
-    result = evaluate(a.protocol, data, [m.strip() for m in a.models.split(",") if m.strip()],
+    result = evaluate(a.protocol, data, [m.strip() for m in (a.models or "").split(",") if m.strip()] or None,
                       [int(s) for s in a.seeds.split(",")], a.epochs, a.unit, a.repeats,
                       batch_size=a.batch_size, attention_scale=not a.paper_attention, counts=a.counts,
-                      patience=a.patience)
+                      patience=a.patience, labels=a.labels, false_alarm_rate=a.false_alarm_rate)
     print(table(result))
     print(to_json(result))
     return 0

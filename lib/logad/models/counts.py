@@ -74,6 +74,11 @@ class CountDetector:
     threshold: float = 0.5
 
     @classmethod
+    def train(cls, kind: str, sessions: DataFrame, seed: int = 0) -> CountDetector:
+        """Fitted on labelled sessions (``template_ids``, ``label``) across the executors."""
+        return cls(kind, fit(kind, sessions, seed))
+
+    @classmethod
     def load(cls, spark: SparkSession, path: str | Path, threshold: float = 0.5, kind: str = "") -> CountDetector:
         from pyspark.ml import PipelineModel
 
@@ -110,11 +115,9 @@ class CountDetector:
 
     def session_scores(self, sessions: DataFrame) -> DataFrame:
         """One row per session: ``session_id``, ``score``, ``top_window`` (0: the whole session)."""
-        from pyspark.sql import functions as F
+        from logad.models.detectors import session_scores_of
 
-        return (self.scores(sessions.select("session_id", "template_ids"))
-                .groupBy("session_id").agg(F.max("score").alias("score"))  # one row per session, as the UDF's
-                .withColumn("top_window", F.lit(0)))
+        return session_scores_of(self, sessions)
 
     def top_events(self, spark: SparkSession, rows: list[dict[str, Any]], k: int,
                    rank: str = "impact") -> list[list[tuple[int, float, float | None]]]:

@@ -14,12 +14,18 @@ Protocols (data under ``--data``, default ``$LOGAD_DATA`` or ``../shared/data``)
   *default* HDFS rules into the ``sessions`` table, then per seed the training job
   (:func:`logad.models.train_job.run_train`: word2vec, petastorm, TorchDistributor with the job's
   default two processes, the threshold chosen on validation sessions, the held-out test sessions
-  scored by the stream's pandas UDF) for each sequence model, and for the count detectors
-  ``tree`` and ``logreg`` (:mod:`logad.models.counts`: Spark ML, the same job, split and
-  threshold rule, scored by the same stage as in the stream); PCA, which the product does not
-  serve, is fitted in process on exactly the job's split (``logad.models.inputs.split``: by
-  session hash, 60/20/20, so every test block is unseen). The JSON line carries the line accounting of the run (lines in = ``raw_logs`` =
-  ``events`` + ``rejects``; sessions per block).
+  scored by the stream's pandas UDF) for each sequence model, and for every Spark-side detector
+  (:mod:`logad.models.detectors`): the count detectors ``tree`` and ``logreg`` (Spark ML, the
+  same job, split and threshold rule, scored by the same stage as in the stream) and the
+  detectors of normal ``novelty``, ``length``, ``pca`` (:mod:`logad.models.normal`: fitted on the
+  training blocks with their labels hidden, the threshold at ``false_alarm_rate`` of the
+  validation blocks, no label read; the labels only score the test blocks). The split is the
+  job's (``logad.models.inputs.split``: by session hash, 60/20/20, so every test block is unseen).
+  ``labels="none"`` runs the detectors of normal beside the supervised ATT-GRU and tree. The JSON
+  line carries the line accounting of the run (lines in = ``raw_logs`` = ``events`` +
+  ``rejects``; sessions per block). Since 2026-12-02 ``pca`` here is the product's unsupervised
+  detector; the other protocols keep the in-process PCA of :mod:`logad.models.baselines` (fitted
+  on the normal training sessions, Xu's Q-statistic threshold).
 
 The other protocols run the product's ingest and sessionizer (:func:`pipeline_sessions`) and fit
 the models in process (:func:`run_once`), because their splits (by time, by application) are not
@@ -184,7 +190,7 @@ def hdfs_block_sessions(log_file: Path, label_file: Path) -> tuple[dict[str, lis
 
 
 def hdfs_blocks_product(data: Path, models: Sequence[str], seeds: Sequence[int], epochs: int, unit: str,
-                        repeats: bool, batch_size: int, counts: bool, patience: int,
+                        repeats: bool, batch_size: int, counts: bool, patience: int, false_alarm_rate: float,
                         ) -> tuple[dict[str, list[dict[str, float]]], dict[str, Any], str]:
     """The ``hdfs-blocks`` protocol through the product (see the module docstring): per model the
     test metrics of each seed, the line accounting, and a description of the data."""
@@ -194,10 +200,7 @@ def hdfs_blocks_product(data: Path, models: Sequence[str], seeds: Sequence[int],
 
     from logad.config import Warehouse
     from logad.io.delta import read_table, write_table
-    from logad.models.baselines import PCADetector
-    from logad.models.counts import COUNT_KINDS
-    from logad.models.fit import metrics
-    from logad.models.inputs import split
+    from logad.models.detectors import DETECTORS
     from logad.models.train_job import run_train
     from logad.sessions.rules import rules_for
 
@@ -226,27 +229,17 @@ def hdfs_blocks_product(data: Path, models: Sequence[str], seeds: Sequence[int],
         if accounting["max_sessions_per_block"] != 1:
             raise LogadError(f"a block was cut into several sessions ({accounting}): the protocol needs one per block")
         for seed in seeds:
-            parts: Any = split(sessions, "session", seed).select("part", "template_ids", "label").toPandas()
             for name in models:
                 started = time.perf_counter()
-                if name in SEQUENCE_MODELS or name in COUNT_KINDS:  # the detectors 'logad train' makes
-                    summary = run_train(spark, wh, TrainJob(
-                        system="hdfs", model=name, unit=unit, epochs=epochs, batch_size=batch_size, seed=seed,
-                        repeats=repeats, counts=counts, patience=patience, label_sources=(source,),
-                        models_dir=str(Path(tmp) / "models"), resume=False))
-                    m = {k: float(summary["metrics"][f"test_{k}"]) for k in ("precision", "recall", "f1", "auc")}
-                elif name == "pca":  # not a detector the product serves: fitted here on the job's split
-                    train = parts[parts["part"] == "train"]
-                    vocab = {t: i + 2 for i, t in enumerate(sorted({t for ids in train["template_ids"] for t in ids}))}
-
-                    def index(df: Any, vocab: dict[str, int] = vocab) -> list[list[int]]:
-                        return [[vocab.get(t, 1) for t in ids] for ids in df["template_ids"]]
-
-                    test = parts[parts["part"] == "test"]
-                    base = PCADetector(len(vocab) + 2).fit(index(train), list(train["label"]))
-                    m = metrics(list(test["label"]), base.score(index(test)), 0.5)
-                else:
-                    raise LogadError(f"unknown model {name!r}: use {', '.join(SEQUENCE_MODELS + BASELINES)}")
+                if name not in SEQUENCE_MODELS and name not in DETECTORS:
+                    raise LogadError(f"unknown model {name!r}: use {', '.join(SEQUENCE_MODELS + tuple(DETECTORS))}")
+                # every one is a detector 'logad train' makes; the unsupervised ones never read a label
+                summary = run_train(spark, wh, TrainJob(
+                    system="hdfs", model=name, unit=unit, epochs=epochs, batch_size=batch_size, seed=seed,
+                    repeats=repeats, counts=counts, patience=patience, label_sources=(source,),
+                    false_alarm_rate=false_alarm_rate, models_dir=str(Path(tmp) / "models"), resume=False))
+                m = {k: float(summary["metrics"][f"test_{k}"]) for k in ("precision", "recall", "f1", "auc")}
+                m.update({k: float(v) for k, v in summary["metrics"].items() if k.endswith("_alarm_rate")})
                 m["seconds"] = time.perf_counter() - started
                 runs[name].append(m)
                 log.info("seed %d %-16s P %.4f R %.4f F1 %.4f AUC %.4f (%.0fs)", seed, name, m["precision"],
@@ -391,18 +384,31 @@ def run_once(split: Split, models: Sequence[str], seed: int, epochs: int, unit: 
 
 
 ALL_MODELS = ("pca", "logreg", "tree", "att_gru", "att_lstm", "gru", "lstm", "transformer_gru")
+UNLABELLED_MODELS = ("novelty", "length", "pca", "att_gru", "tree")  # --labels none: the unsupervised, and two beside
 
 
-def evaluate(protocol: str, data: str | Path, models: Sequence[str] = ALL_MODELS, seeds: Sequence[int] = (0, 1, 2),
+def evaluate(protocol: str, data: str | Path, models: Sequence[str] | None = None, seeds: Sequence[int] = (0, 1, 2),
              epochs: int = 20, unit: str = "session", repeats: bool = False,
              batch_size: int = 128, attention_scale: bool = True, counts: bool = False,
-             patience: int = TrainJob.patience) -> dict[str, object]:
+             patience: int = TrainJob.patience, labels: str = "use",
+             false_alarm_rate: float = TrainJob.false_alarm_rate) -> dict[str, object]:
     """Run a protocol over seeds; mean and standard deviation per model and metric.
 
-    ``batch_size`` 128, not the paper's 2048: on these data sizes 2048 gives a few steps per epoch.
+    ``models`` default: :data:`ALL_MODELS`; with ``labels="none"`` (``hdfs-blocks`` only) the
+    detectors of normal, which never read a label, beside the supervised ATT-GRU and tree
+    (:data:`UNLABELLED_MODELS`). ``batch_size`` 128, not the paper's 2048: on these data sizes 2048
+    gives a few steps per epoch.
     """
+    from logad.models.detectors import supervised
+
     if protocol not in PROTOCOLS:
         raise LogadError(f"unknown protocol {protocol!r}: use {', '.join(PROTOCOLS)}")
+    if labels not in ("use", "none"):
+        raise LogadError(f"labels {labels!r}: use 'use' or 'none'")
+    if labels == "none" and protocol != "hdfs-blocks":
+        raise LogadError("--labels none runs on the hdfs-blocks protocol (the detectors of normal are trained by "
+                         "the training job, which only that protocol runs)")
+    models = tuple(models or (UNLABELLED_MODELS if labels == "none" else ALL_MODELS))
     def load(root: Path, seed: int) -> Split:
         if protocol.startswith("spark-lab"):
             return spark_lab(root, seed, prefix=protocol == "spark-lab-prefix")
@@ -414,7 +420,7 @@ def evaluate(protocol: str, data: str | Path, models: Sequence[str] = ALL_MODELS
     note, extra = "", {}
     if protocol == "hdfs-blocks":
         runs, accounting, note = hdfs_blocks_product(Path(data), models, seeds, epochs, unit, repeats, batch_size,
-                                                     counts, patience)
+                                                     counts, patience, false_alarm_rate)
         extra = {"path": "product", "accounting": accounting}
     else:
         for seed in seeds:
@@ -423,10 +429,12 @@ def evaluate(protocol: str, data: str | Path, models: Sequence[str] = ALL_MODELS
             for name, m in run_once(split, models, seed, epochs, unit, repeats, batch_size=batch_size,
                                     attention_scale=attention_scale, counts=counts).items():
                 runs[name].append(m)
-    summary = {name: {k: (float(np.mean([r[k] for r in rs])), float(np.std([r[k] for r in rs])))
-                      for k in ("precision", "recall", "f1", "auc", "seconds")} for name, rs in runs.items()}
+    keys = ("precision", "recall", "f1", "auc", "seconds", "valid_alarm_rate", "test_alarm_rate")
+    summary = {name: {"supervised": supervised(name) or name in BASELINES and protocol != "hdfs-blocks",
+                      **{k: (float(np.mean([r[k] for r in rs])), float(np.std([r[k] for r in rs])))
+                         for k in keys if rs and k in rs[0]}} for name, rs in runs.items()}
     return {"protocol": protocol, "unit": unit, "repeats": repeats, "counts": counts, "patience": patience,
-            "seeds": list(seeds),
+            "labels": labels, "false_alarm_rate": false_alarm_rate, "seeds": list(seeds),
             "epochs": epochs, "batch_size": batch_size, "attention_scale": attention_scale, "data": note,
             **extra, "models": summary}
 
@@ -439,7 +447,8 @@ def table(result: dict[str, object]) -> str:
     assert isinstance(models, dict)
     for name, m in models.items():
         cells = "".join(f"{m[k][0]:>9.4f} +-{m[k][1]:.3f}" for k in ("precision", "recall", "f1", "auc"))
-        lines.append(f"{name.upper().replace('_', '-'):<17}{cells}")
+        rate = f"   alarms {m['test_alarm_rate'][0]:.2%} of test" if "test_alarm_rate" in m else ""
+        lines.append(f"{name.upper().replace('_', '-'):<17}{cells}{rate}")
     return "\n".join(lines)
 
 
@@ -447,4 +456,4 @@ def to_json(result: dict[str, object]) -> str:
     return json.dumps({"bench": "evaluate", **result})
 
 
-__all__ = ["BASELINES", "PROTOCOLS", "SEQUENCE_MODELS", "evaluate", "table", "to_json"]
+__all__ = ["BASELINES", "PROTOCOLS", "SEQUENCE_MODELS", "UNLABELLED_MODELS", "evaluate", "table", "to_json"]

@@ -1,6 +1,6 @@
 """The model registry on storage: ``<models>/<name>/v<N>/`` holds ``model.json`` (written last, by
 ``logad train``) and the artifact: ``model.pt`` for a sequence model, the Spark ML folder ``model``
-for a count detector; ``<models>/<name>/promoted.json`` names the version the stream scores with.
+for a count detector, ``detector.json`` for a detector of normal (:mod:`logad.models.detectors`); ``<models>/<name>/promoted.json`` names the version the stream scores with.
 The versions of one name may be different detectors (``logad retrain --model att_gru,tree``
 registers both and promotes the better), so a name is the detector *slot* a stream serves.
 
@@ -22,11 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from logad.errors import LogadError
+from logad.models.detectors import DETECTORS
 
 PROMOTED = "promoted.json"
 
-
-ARTIFACTS = ("model.pt", "model")  # a sequence model's file, a count detector's Spark ML folder
+# a sequence model's file, then each Spark-side detector's (a count detector's Spark ML folder, a
+# detector of normal's JSON)
+ARTIFACTS = ("model.pt", *dict.fromkeys(d.artifact for d in DETECTORS.values()))
 
 
 def versions(models_dir: str | Path, name: str) -> list[int]:
@@ -37,7 +39,8 @@ def versions(models_dir: str | Path, name: str) -> list[int]:
 
 
 def artifact(models_dir: str | Path, name: str, version: int) -> Path:
-    """The artifact of a version: ``model.pt`` (sequence model) or ``model/`` (count detector)."""
+    """The artifact of a version: ``model.pt`` (sequence model), ``model/`` (count detector) or
+    ``detector.json`` (detector of normal)."""
     root = Path(models_dir) / name / f"v{version}"
     for a in ARTIFACTS:
         if (root / a).exists():

@@ -110,15 +110,17 @@ def _parts(spark: SparkSession, uri: str, version: int, job: dict[str, Any]) -> 
     from logad.models.inputs import split
     from logad.models.train_job import labelled_sessions
 
-    df = labelled_sessions(spark, uri, version, job["system"], job.get("label_sources") or ())
+    df = labelled_sessions(spark, uri, version, job["system"], job.get("label_sources") or (),
+                           job.get("model", "att_gru"), job.get("labels", "use"))
     return split(df, job.get("split", "session"), int(job.get("seed", 0)),
                  (float(job.get("train_fraction", 0.6)), float(job.get("valid_fraction", 0.2))))
 
 
 def held_out(spark: SparkSession, candidate: dict[str, Any], current: dict[str, Any] | None) -> DataFrame:
-    """The candidate's test sessions that the current model never trained or validated on."""
+    """The candidate's labelled test sessions that the current model never trained or validated on
+    (the models are compared on labels, also where a detector of normal trained without them)."""
     uri, version = _data_version(candidate["data_version"])
-    test = _parts(spark, uri, version, candidate["job"]).where("part = 'test'").drop("part")
+    test = _parts(spark, uri, version, candidate["job"]).where("part = 'test' and label is not null").drop("part")
     if current is None:
         return test
     cur_uri, cur_version = _data_version(current["data_version"])
@@ -144,11 +146,11 @@ def score_sessions(spark: SparkSession, warehouse: Warehouse, models_dir: str | 
 def evaluate_version(spark: SparkSession, warehouse: Warehouse, models_dir: Path, model: str, version: int,
                      sessions: DataFrame) -> dict[str, float]:
     """A registered version's P/R/F1/AUC on ``sessions``, at its own threshold."""
-    from logad.models.train_job import _metrics_of
+    from logad.models.train_job import _labelled_metrics
 
     pdf = score_sessions(spark, warehouse, models_dir, model, version, sessions.select(
         "session_id", "system", "label", "template_ids"))
-    return _metrics_of(pdf, float(pdf["threshold"].iloc[0]))[0] if not pdf.empty else {}
+    return _labelled_metrics(pdf, float(pdf["threshold"].iloc[0])) if not pdf.empty else {}
 
 
 def tracking_uri(models_dir: Path, uri: str | None) -> str:

@@ -17,9 +17,14 @@
    config, vocabulary and vectors, word vectors, threshold, metrics, ``sessions@vV``, git commit)
    with a readable ``model.json``; the vectors also go to the ``template_vectors`` table.
 
-A count detector (``model="tree"`` or ``"logreg"``, :mod:`logad.models.counts`) takes steps 1-2
-and 4-5 on the same split, fitted by Spark ML instead of steps 3 (no vectors, no epochs), and is
-registered as ``v<N>/model`` (a Spark ML folder). ``name`` chooses the registry entry (default
+Every other detector (:data:`logad.models.detectors.DETECTORS`) takes steps 1-2 and 4-5 on the
+same split, fitted by its own ``train`` instead of step 3 (no vectors, no epochs), and is
+registered with its artifact (``v<N>/model``, a Spark ML folder, for the count detectors ``tree``
+and ``logreg``; ``v<N>/detector.json`` for the detectors of normal). The unsupervised ones
+(``novelty``, ``length``, ``pca``) read every session of the system, labelled or not, never read
+a label to fit or to choose the threshold (the score ``false_alarm_rate`` of the held-out
+validation sessions reach), and report test metrics only where labels happen to exist;
+``labels="none"`` drops the labels altogether. ``name`` chooses the registry entry (default
 the kind), so one name can hold versions of several kinds (``logad retrain --model att_gru,tree``).
 
 Example:
@@ -59,7 +64,7 @@ class TrainJob:
     system: str = "hdfs"
     table: str = "sessions"
     version: int | None = None  # the sessions table version; None = the latest, recorded
-    model: str = "att_gru"  # a sequence model (logad.models.KINDS) or a count detector (COUNT_KINDS)
+    model: str = "att_gru"  # a sequence model (logad.models.KINDS) or a detector (models.detectors.DETECTORS)
     name: str | None = None  # the registry entry <models>/<name>/v<N>; None = the model kind
     unit: str = "window"  # window (the paper's) or session
     window: int = 10
@@ -78,17 +83,26 @@ class TrainJob:
     num_processes: int = 2
     use_gpu: bool = False
     label_sources: tuple[str, ...] = ()  # keep sessions labelled by these (e.g. hdfs:<file>); () = all
+    labels: str = "use"  # "none": no label is read (only for the unsupervised detectors)
+    false_alarm_rate: float = 0.01  # unsupervised detectors: the share of held-out history that alarms
     models_dir: str | None = None  # default <warehouse>/models
     resume: bool = True
 
     def __post_init__(self) -> None:
         from logad.models import KINDS
-        from logad.models.counts import COUNT_KINDS
+        from logad.models.detectors import DETECTORS, UNSUPERVISED, supervised
 
         if self.num_processes < 1:
             raise ConfigError(f"num_processes must be >= 1, got {self.num_processes}")
-        if self.model not in KINDS + COUNT_KINDS:
-            raise ConfigError(f"model {self.model!r}: use one of {', '.join(KINDS + COUNT_KINDS)}")
+        if self.model not in KINDS + tuple(DETECTORS):
+            raise ConfigError(f"model {self.model!r}: use one of {', '.join(KINDS + tuple(DETECTORS))}")
+        if self.labels not in ("use", "none"):
+            raise ConfigError(f"labels {self.labels!r}: use 'use' or 'none'")
+        if self.labels == "none" and supervised(self.model):
+            raise ConfigError(f"{self.model} learns from labels; with labels none use one of "
+                              f"{', '.join(UNSUPERVISED)}")
+        if not 0.0 < self.false_alarm_rate < 1.0:
+            raise ConfigError(f"false_alarm_rate must lie in (0, 1), got {self.false_alarm_rate}")
 
     @property
     def registered(self) -> str:
@@ -177,16 +191,22 @@ def _next_version(root: Path) -> int:
 
 
 def labelled_sessions(spark: SparkSession, uri: str, version: int, system: str,
-                      label_sources: Sequence[str] = ()) -> DataFrame:
-    """What a training job learns from: version ``version`` of the sessions table at ``uri``, one
-    system, labelled sessions only (of ``label_sources`` when given)."""
+                      label_sources: Sequence[str] = (), model: str = "att_gru", labels: str = "use") -> DataFrame:
+    """What a training job of ``model`` learns from: version ``version`` of the sessions table at
+    ``uri``, one system, of ``label_sources`` when given; labelled sessions only for a supervised
+    model, every session for an unsupervised one (``labels="none"``: with the labels nulled)."""
     from pyspark.sql import functions as F
 
     from logad.io.delta import read_table
+    from logad.models.detectors import supervised
 
-    df = read_table(spark, uri, version).where(F.col("system") == system).where("label is not null")
+    df = read_table(spark, uri, version).where(F.col("system") == system)
+    if supervised(model):
+        df = df.where("label is not null")
     if label_sources:
         df = df.where(F.col("label_source").isin(*label_sources))
+    if labels == "none":
+        df = df.withColumn("label", F.lit(None).cast("int")).withColumn("label_event", F.lit(None).cast("int"))
     return df
 
 
@@ -195,7 +215,7 @@ def _sessions(spark: SparkSession, warehouse: Warehouse, job: TrainJob) -> tuple
 
     uri = warehouse.table(job.table)
     version = job.version if job.version is not None else table_version(uri)
-    return labelled_sessions(spark, uri, version, job.system, job.label_sources), version
+    return labelled_sessions(spark, uri, version, job.system, job.label_sources, job.model, job.labels), version
 
 
 def _templates(spark: SparkSession, warehouse: Warehouse, used: set[str]) -> dict[str, str]:
@@ -268,19 +288,24 @@ def _register(root: Path, staging: Path, job: TrainJob, artifact: str, fields: d
     return summary
 
 
-def _train_counts(spark: SparkSession, warehouse: Warehouse, job: TrainJob, parts: DataFrame,
-                  counts: dict[tuple[str, int], int], version: int, started: float) -> dict[str, Any]:
-    """A count detector (:mod:`logad.models.counts`) on the same split as the sequence models:
-    fitted by Spark ML on the training sessions, threshold from the validation sessions, test
-    (and prefix) metrics, registered as ``<models>/<name>/v<N>/model`` + ``model.json``."""
+def _train_detector(spark: SparkSession, warehouse: Warehouse, job: TrainJob, parts: DataFrame,
+                    counts: dict[tuple[str, Any], int], version: int, started: float) -> dict[str, Any]:
+    """A Spark-side detector (:mod:`logad.models.detectors`) on the same split as the sequence
+    models: fitted by its ``train`` on the training sessions, the threshold from the validation
+    sessions (the F1 optimum when supervised, the false-alarm quantile when not), test (and
+    prefix) metrics where labels exist, registered as ``<models>/<name>/v<N>/<artifact>`` +
+    ``model.json``."""
     from pyspark.sql import functions as F
 
-    from logad.models.counts import ARTIFACT, CountDetector, fit
+    from logad.models.detectors import detector_class, spec
+    from logad.models.normal import threshold_at_rate
+
+    kind = spec(job.model)
 
     def part(name: str) -> DataFrame:
         return parts.where(F.col("part") == name)
 
-    detector = CountDetector(job.model, fit(job.model, part("train"), job.seed))
+    detector = detector_class(job.model).train(job.model, part("train"), job.seed)
     trained_s = time.perf_counter() - started
 
     def scored(df: DataFrame, prefix: bool = False) -> Any:
@@ -289,24 +314,48 @@ def _train_counts(spark: SparkSession, warehouse: Warehouse, job: TrainJob, part
                   .withColumn("template_ids", F.slice("template_ids", 1, F.col("label_event"))))
         return detector.scores(df.select("session_id", "label", "template_ids")).select("label", "score").toPandas()
 
-    valid_m, detector.threshold = _metrics_of(scored(part("valid")))
-    test_m, _ = _metrics_of(scored(part("test")), detector.threshold)
+    valid = scored(part("valid"))
+    rates: dict[str, float] = {}
+    if kind.supervised:
+        valid_m, detector.threshold = _metrics_of(valid)
+    else:  # no label read: the score the chosen share of held-out history reaches
+        detector.threshold = threshold_at_rate(valid["score"].to_numpy(), job.false_alarm_rate)
+        valid_m = _labelled_metrics(valid, detector.threshold)
+        rates["valid_alarm_rate"] = float((valid["score"] >= detector.threshold).mean())
+    test = scored(part("test"))
+    test_m = _labelled_metrics(test, detector.threshold)
+    if not kind.supervised:
+        rates["test_alarm_rate"] = float((test["score"] >= detector.threshold).mean()) if len(test) else math.nan
     has_events = parts.where("part = 'test' and label = 1 and label_event is not null").limit(1).count() > 0
-    prefix_m = _metrics_of(scored(part("test"), prefix=True), detector.threshold)[0] if has_events else {}
+    prefix_m = _labelled_metrics(scored(part("test"), prefix=True), detector.threshold) if has_events else {}
     root = Path(job.models_dir or Path(warehouse.root) / "models") / job.registered
     root.mkdir(parents=True, exist_ok=True)
     staging = root / f".staging-{uuid.uuid4().hex[:8]}"
-    detector.save(staging / ARTIFACT)
-    return _register(root, staging, job, ARTIFACT, {
+    detector.save(staging / kind.artifact)
+    return _register(root, staging, job, kind.artifact, {
         "data_version": f"{warehouse.table(job.table)}@v{version}", "code_version": code_version(),
-        "config": {"kind": job.model, "templates": len(detector.vocabulary)},
+        "config": {"kind": job.model, "templates": len(detector.vocabulary), "supervised": kind.supervised,
+                   **({} if kind.supervised else {"false_alarm_rate": job.false_alarm_rate})},
         "threshold": detector.threshold, "best_epoch": 0, "history": [],
-        "metrics": _part_metrics(valid_m, test_m, prefix_m), "template_ids": detector.vocabulary,
-        "sessions": {f"{p}_{'abnormal' if y else 'normal'}": c for (p, y), c in counts.items()},
-        "train_examples": counts.get(("train", 0), 0) + counts.get(("train", 1), 0),
+        "metrics": {**_part_metrics(valid_m, test_m, prefix_m), **rates}, "template_ids": detector.vocabulary,
+        "sessions": _session_counts(counts), "train_examples": sum(c for (p, _), c in counts.items() if p == "train"),
         "templates": len(detector.vocabulary), "train_seconds": trained_s,
         "seconds": time.perf_counter() - started, "digests": None,
     })
+
+
+def _labelled_metrics(pdf: Any, threshold: float) -> dict[str, float]:
+    """P/R/F1/AUC at ``threshold`` over the sessions that carry a label (none: no metrics)."""
+    labelled = pdf[pdf["label"].notna()]
+    if labelled.empty:
+        return {}
+    return _metrics_of(labelled.assign(label=labelled["label"].astype(int)), threshold)[0]
+
+
+def _session_counts(counts: dict[tuple[str, Any], int]) -> dict[str, int]:
+    """``{part}_{normal|abnormal|unlabelled}``: sessions per part and label."""
+    name = {0: "normal", 1: "abnormal", None: "unlabelled"}
+    return {f"{p}_{name.get(y, str(y))}": c for (p, y), c in counts.items()}
 
 
 def run_train(spark: SparkSession, warehouse: Warehouse, job: TrainJob) -> dict[str, Any]:
@@ -315,7 +364,7 @@ def run_train(spark: SparkSession, warehouse: Warehouse, job: TrainJob) -> dict[
     from pyspark.sql import functions as F
 
     from logad.io.delta import write_small
-    from logad.models.counts import COUNT_KINDS
+    from logad.models.detectors import DETECTORS, supervised
     from logad.models.distributed import train_with_distributor
     from logad.models.fit import Example, TrainConfig, save_artifact
     from logad.models.inputs import inputs, split
@@ -326,16 +375,22 @@ def run_train(spark: SparkSession, warehouse: Warehouse, job: TrainJob) -> dict[
     sessions, version = _sessions(spark, warehouse, job)
     parts = split(sessions, job.split, job.seed, (job.train_fraction, job.valid_fraction)).persist()
     counts = {(r["part"], r["label"]): r["count"] for r in parts.groupBy("part", "label").count().collect()}
-    log.info("sessions v%d of %s, system %s: %s", version, job.table, job.system,
-             ", ".join(f"{p} {counts.get((p, 0), 0)}+{counts.get((p, 1), 0)}" for p in ("train", "valid", "test")))
+    log.info("sessions v%d of %s, system %s: %s (normal+abnormal%s)", version, job.table, job.system,
+             ", ".join(f"{p} {counts.get((p, 0), 0)}+{counts.get((p, 1), 0)}"
+                       + (f"+{counts[(p, None)]}" if counts.get((p, None)) else "") for p in ("train", "valid", "test")),
+             "+unlabelled" if any(y is None for _, y in counts) else "")
     for p in ("train", "valid", "test"):
-        if not counts.get((p, 1)) or not counts.get((p, 0)):
+        if not supervised(job.model):
+            if p != "test" and not sum(c for (q, _), c in counts.items() if q == p):
+                raise LogadError(f"the {p} part has no {job.system} sessions in {job.table} v{version}: use "
+                                 "more history or other --train-fraction/--valid-fraction")
+        elif not counts.get((p, 1)) or not counts.get((p, 0)):
             raise LogadError(f"the {p} part has {counts.get((p, 0), 0)} normal and {counts.get((p, 1), 0)} "
                              f"abnormal {job.system} sessions in {job.table} v{version}: both are needed; "
                              "use more data or other --train-fraction/--valid-fraction")
-    if job.model in COUNT_KINDS:
+    if job.model in DETECTORS:
         try:
-            return _train_counts(spark, warehouse, job, parts, counts, version, started)
+            return _train_detector(spark, warehouse, job, parts, counts, version, started)
         finally:
             parts.unpersist()
     used = {r[0] for r in parts.select(F.explode("template_ids")).distinct().collect()}
@@ -403,7 +458,7 @@ def run_train(spark: SparkSession, warehouse: Warehouse, job: TrainJob) -> dict[
     summary = _register(root, staging, job, "model.pt", {
         "data_version": data_version, "code_version": commit, "config": config.to_dict(),
         "threshold": result.threshold, "best_epoch": result.best_epoch, "history": result.history,
-        "metrics": metrics_, "sessions": {f"{p}_{'abnormal' if y else 'normal'}": c for (p, y), c in counts.items()},
+        "metrics": metrics_, "sessions": _session_counts(counts),
         "train_examples": len(converter), "templates": len(tv.ids), "train_seconds": trained_s,
         "seconds": time.perf_counter() - started, "digests": getattr(result, "digests", None),
     })
