@@ -243,7 +243,8 @@ def ingest_files(spark: SparkSession, warehouse: Warehouse, files: dict[str, str
                  template_parser: str = "drain", raw: bool = True) -> dict[str, int | None]:
     """Batch ingest of archived log files (``path -> host``; plain or .gz) into ``raw_logs``
     (unless ``raw`` is False), ``events`` and ``rejects``, with templates, as the stream would
-    write them: each file is one host's ``source``, its line number the offset (partition = the
+    write them: each file is one host's ``source`` (its path as given, as ``logad ship`` sends
+    it), its line number the offset (partition = the
     file's index in name order), so ``logad explain`` finds the raw lines; give each backfill its
     own ``topic`` to keep coordinates unique. For backfills and tests of moderate size: the lines
     are read on the driver. Returns rows per table.
@@ -268,7 +269,7 @@ def ingest_files(spark: SparkSession, warehouse: Warehouse, files: dict[str, str
         if not p.is_file():
             raise LogadError(f"no log file at {path}")
         data = gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes()
-        key = f"{host}|{p.name}".encode()
+        key = f"{host}|{path}".encode()  # as the shipper keys a file's records: two stderr files stay two
         rows += [(topic, part, i, key, line) for i, line in enumerate(data.splitlines())]
     records = (spark.createDataFrame(rows, "topic string, partition int, offset long, key binary, value binary")
                .withColumn("timestamp", F.current_timestamp()))

@@ -156,6 +156,47 @@ def test_labels_agree_with_what_spark_reports_and_the_logs_show(corpus):
     assert list((corpus / "logs" / "driver").glob("*.log.gz"))
 
 
+def test_spark_labels_itself_from_the_lab_event_logs_as_the_truth_says(spark, corpus, tmp_path):
+    """``logad sessions labels --spark-event-logs``: no injection record read, only Spark's event
+    logs (the lab's gzip copies). Every attempt gets the truth's label, except the injected faults
+    Spark never sees (a slow attempt that still succeeded, a bad record a task skipped), and the
+    executor logs' Task workflows find those labels."""
+    from logad.config import Warehouse
+    from logad.ingest import ingest_files
+    from logad.io.delta import read_small, read_table
+    from logad.sessions.eventlogs import load_event_log_labels
+    from logad.sessions.rules import rules_for
+    from logad.sessions.spark import read_labels, sessionize
+
+    rows = _truth(corpus)
+    wh = Warehouse(str(tmp_path / "wh"))
+    report = load_event_log_labels(spark, wh, str(corpus / "eventlogs"))
+    assert report.rejects == 0 and report.attempts == len(rows) and report.applications == 1
+    got = {r["key"]: r["label"] for r in read_small(spark, wh.table("labels")).to_pylist()}
+    unseen = Counter()
+    for r in rows:
+        y = got[f"{r['app_id']}|TID {r['tid']}"]
+        if y != (r["label"] == "Anomaly"):
+            # only what Spark could not know: an injected fault the attempt survived
+            assert y == 0 and r["fault"] != "none" and r["status"] in ("Success", "TaskKilled"), r
+            unseen[r["fault"]] += 1
+    assert sum(unseen.values()) <= sum(r["fault"] in ("slow", "corrupt_record", "kill") for r in rows)
+    files = {str(p): p.parent.name for p in corpus.glob("logs/worker-*/*.log.gz")}
+    ingest_files(spark, wh, files)
+    sessions = sessionize(read_table(spark, wh.table("events")), [rules_for("spark")], read_labels(spark, wh))
+    s = sessions.toPandas()
+    assert len(s) and (s["label_source"] == "spark:eventlog").all()
+    truth = {r["session_key"]: int(r["label"] == "Anomaly") for r in rows if r["session_key"]}
+    exact = sum(int(row["label"]) == truth[f"{Path(row['key'].split('|')[1]).name.split('.log')[0]}|{row['name']}"]
+                for _, row in s.iterrows())
+    assert len(s) - exact <= sum(unseen.values())
+    # the evaluation protocol's own path (spark-lab --labels eventlog) reads the same labels
+    from logad.models.evaluate import lab_workflows
+
+    flows, _ = lab_workflows(corpus, eventlog=True)
+    assert len(flows) == len(s) and sum(y != t for _, _, y, _, t in flows) == len(s) - exact
+
+
 def test_tasks_really_interleave_in_the_executor_logs(corpus):
     from logad.lab.corpus import interleaving
 
@@ -234,13 +275,14 @@ def test_the_spark_lab_protocol_splits_by_application_and_cuts_prefixes(spark):
     from logad.models.evaluate import evaluate, lab_workflows, spark_lab
 
     flows, texts = lab_workflows(SAMPLE)
-    apps = {a for a, _, _, _ in flows}
-    assert len(apps) == 3 and sum(y for _, _, y, _ in flows) >= 40 and len(texts) > 50
+    apps = {a for a, *_ in flows}
+    assert len(apps) == 3 and sum(y for _, _, y, _, _ in flows) >= 40 and len(texts) > 50
+    assert all(y == truth for _, _, y, _, truth in flows)  # labelled by the truth itself
     whole, cut = spark_lab(SAMPLE, seed=0), spark_lab(SAMPLE, seed=0, prefix=True)
     assert len(whole.train) + len(whole.valid) + len(whole.test) == len(flows)
     # by application: each part holds the workflows of exactly one application here (1/1/1)
     sizes = sorted(len(p) for p in (whole.train, whole.valid, whole.test))
-    per_app = sorted(sum(a == x for a, _, _, _ in flows) for x in apps)
+    per_app = sorted(sum(a == x for a, *_ in flows) for x in apps)
     assert sizes == per_app
     # the prefix protocol drops the error line and what follows, and only from workflows that have one
     assert sum(len(s) for s, _ in cut.test) < sum(len(s) for s, _ in whole.test)

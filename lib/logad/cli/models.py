@@ -57,9 +57,10 @@ def add(sub: Any) -> None:
                    "../shared/data); spark-lab*: a lab corpus (default the committed data/samples/spark_lab)")
     v.add_argument("--models", help="comma-separated (default: " + ",".join(ALL_MODELS) + "; with --labels none: "
                    + ",".join(UNLABELLED_MODELS) + ")")
-    v.add_argument("--labels", choices=["use", "none"], default=default(evaluate, "labels"),
+    v.add_argument("--labels", choices=["use", "none", "eventlog"], default=default(evaluate, "labels"),
                    help="none (hdfs-blocks): the detectors that learn normal without labels, beside the supervised "
-                        "ATT-GRU and tree; labels only score the unseen test blocks")
+                        "ATT-GRU and tree; labels only score the unseen test blocks. eventlog (spark-lab*): train "
+                        "on Spark's own event-log labels, test on the lab's truth")
     v.add_argument("--false-alarm-rate", type=float, default=default(evaluate, "false_alarm_rate"),
                    help="the detectors of normal: the share of held-out (validation) blocks that alarms")
     v.add_argument("--seeds", default=",".join(map(str, default(evaluate, "seeds"))),

@@ -37,10 +37,16 @@ def add(sub: Any) -> None:
                     help="leave out sessions still open at the end (what the stream would hold)")
     sb.set_defaults(func=cmd_sessions_backfill)
 
-    sl = ss.add_parser("labels", help="load a data set's ground-truth label file into the labels table")
+    sl = ss.add_parser("labels", help="label sessions: from Spark's own event logs (every Task workflow), or "
+                       "from a data set's ground-truth label file")
     spark_args(sl)
-    sl.add_argument("--system", required=True, choices=list(LABEL_COLUMNS))
-    sl.add_argument("file", help="a label CSV: " + "; ".join(f"{s} ({k},{v})" for s, (k, v) in LABEL_COLUMNS.items()))
+    sl.add_argument("--spark-event-logs", metavar="DIR",
+                    help="a directory of Spark event logs as the History Server keeps them (spark.eventLog.dir; "
+                    "any Hadoop filesystem; plain, compressed and rolling eventlog_v2_* logs): every task attempt "
+                    "labelled from Spark's account of how it ended")
+    sl.add_argument("--system", choices=list(LABEL_COLUMNS), help="with FILE: the data set the file labels")
+    sl.add_argument("file", nargs="?",
+                    help="a label CSV: " + "; ".join(f"{s} ({k},{v})" for s, (k, v) in LABEL_COLUMNS.items()))
     sl.set_defaults(func=cmd_sessions_labels)
 
     sw = ss.add_parser("show", help="sessions by system, close reason and label")
@@ -138,12 +144,27 @@ def cmd_sessions_backfill(a: argparse.Namespace) -> int:
 
 def cmd_sessions_labels(a: argparse.Namespace) -> int:
     from logad.config import Warehouse
+    from logad.errors import ConfigError
+    from logad.sessions.eventlogs import load_event_log_labels
     from logad.sessions.labels import load_labels
     from logad.spark_session import get_spark
 
+    if bool(a.spark_event_logs) == bool(a.file) or bool(a.file) != bool(a.system):
+        raise ConfigError("give --spark-event-logs DIR, or --system SYSTEM FILE")
     spark = get_spark("logad-labels", master=a.master)
-    n = load_labels(spark, Warehouse(a.warehouse), a.system, a.file)
-    print(f"{n} {a.system} labels loaded into {Warehouse(a.warehouse).table('labels')}")
+    warehouse = Warehouse(a.warehouse)
+    if a.file:
+        n = load_labels(spark, warehouse, a.system, a.file)
+        print(f"{n} {a.system} labels loaded into {warehouse.table('labels')}")
+        return 0
+    r = load_event_log_labels(spark, warehouse, a.spark_event_logs)
+    print(f"{r.attempts} task attempts of {r.applications} applications ({r.logs} event logs) labelled into "
+          f"{warehouse.table('labels')}: {r.anomalous} anomalous")
+    print("  Spark's end reasons: " + ", ".join(f"{k} {v}" for k, v in sorted(r.status.items())))
+    if r.rejects:
+        print(f"  {r.rejects} rejects (no label) in {warehouse.table('rejects')}: "
+              + ", ".join(f"{k} {v}" for k, v in sorted(r.reject_reasons.items())))
+    print("  sessions cut before now keep their labels: 'logad sessions backfill' cuts them again with these")
     return 0
 
 

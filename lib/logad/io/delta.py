@@ -422,6 +422,21 @@ def write_small(spark: SparkSession, table_uri: str, data: pa.Table,
         raise DeltaError(f"cannot write to the Delta table at {table_uri}: {e}") from e
 
 
+def replace_small(spark: SparkSession, table_uri: str, data: pa.Table, where: str) -> None:
+    """Replace the rows matching the SQL predicate ``where`` with the driver's rows ``data`` (each
+    of which must match it), one commit (Delta's ``replaceWhere``); the table is created when
+    there is none. Idempotent: the same call twice leaves the same rows."""
+    from delta.tables import DeltaTable
+
+    try:
+        writer = _frame(spark, data).write.format("delta")
+        if DeltaTable.isDeltaTable(spark, table_uri):
+            writer = writer.mode("overwrite").option("replaceWhere", where)
+        writer.save(table_uri)
+    except Exception as e:
+        raise DeltaError(f"cannot write to the Delta table at {table_uri}: {e}") from e
+
+
 def merge_small(spark: SparkSession, table_uri: str, data: pa.Table, keys: tuple[str, ...]) -> None:
     """Upsert the driver's rows ``data`` into the table on ``keys`` (one MERGE commit): rows with
     a known key are updated, new keys inserted, the others left as they are. Idempotent: the same

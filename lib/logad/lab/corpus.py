@@ -13,10 +13,10 @@ collects what it left:
   injected fault (or ``none``), what the executor log shows for it, and the label;
 - ``manifest.json``: the configuration (seed, rates, cluster shape) and the statistics.
 
-Label of a task attempt: ``Anomaly`` when a fault was injected into it, or Spark reports it
-failed (``ExceptionFailure``, ``ExecutorLostFailure``, ``FetchFailed``, ``TaskResultLost``, ...) or
-killed for a reason other than scheduling (a speculative copy losing the race, a cancelled
-stage); else ``Normal``. ``session_key`` (``<app-id>.exec-<id>|TID <n>``) is how the ``labels``
+Label of a task attempt: ``Anomaly`` when a fault was injected into it, or Spark's own account
+labels it so (:func:`logad.sessions.eventlogs.label_of`, the code that labels any cluster's
+attempts from its event logs: failed, or killed for a reason other than scheduling); else
+``Normal``. ``session_key`` (``<app-id>.exec-<id>|TID <n>``) is how the ``labels``
 table finds the task's workflow in the ``sessions`` table.
 """
 
@@ -42,16 +42,13 @@ from typing import Any
 from logad.errors import ConfigError, LogadError
 from logad.lab.faults import DEFAULT_RATES, FaultPlan
 from logad.parse.formats import ABNORMAL_LEVELS, FORMATS, header
-from logad.sessions import tasks
+from logad.sessions import eventlogs, tasks
 
 log = logging.getLogger(__name__)
 
 TRUTH_COLUMNS = ("app_id", "app", "workload", "job_id", "stage_id", "stage_attempt", "partition",
                  "attempt", "tid", "executor_id", "worker", "log_file", "speculative", "launch_ms",
                  "finish_ms", "status", "detail", "fault", "log_end", "label", "session_key")
-FAILED = ("ExceptionFailure", "ExecutorLostFailure", "FetchFailed", "TaskResultLost",
-          "TaskCommitDenied", "UnknownReason", "Unknown")
-SCHEDULING_KILLS = ("another attempt succeeded", "Stage cancelled", "Stage finished", "cancelled")
 # the sessionizer's own markers (logad.sessions.tasks); the TID is group 2 of TASK
 _TID_START = re.compile(tasks.START + tasks.TASK)
 _TID_END = {("finished" if k == "finish" else k): re.compile(words + tasks.TASK)
@@ -215,40 +212,19 @@ def log_view(path: Path) -> dict[int, str]:
     return seen
 
 
-def _detail(reason: dict[str, Any]) -> str:
-    for k in ("Kill Reason", "Loss Reason"):
-        if reason.get(k):
-            return str(reason[k])
-    if reason.get("Class Name"):
-        lines = [x.strip() for x in str(reason.get("Description", "")).splitlines() if x.strip()]
-        return f"{reason['Class Name']}: {lines[-1] if lines else ''}"[:200]  # Python: the error line
-    return str(reason.get("Message", "")).splitlines()[0][:200] if reason.get("Message") else ""
-
-
 def label_of(status: str, detail: str, fault: str) -> str:
-    if fault != "none" or status in FAILED:
-        return "Anomaly"
-    if status == "TaskKilled" and not any(s in detail for s in SCHEDULING_KILLS):
-        return "Anomaly"
-    return "Normal"
+    """The lab's label: an injected fault, or what Spark's own account says
+    (:func:`logad.sessions.eventlogs.label_of`, the labels an operator's cluster gets)."""
+    return "Anomaly" if fault != "none" or eventlogs.label_of(status, detail) else "Normal"
 
 
 def truth_rows(out: Path, app_id: str, app: int) -> list[dict[str, Any]]:
-    """The ground truth of one application, from its event log, injection records and logs."""
-    events = [json.loads(x) for x in _read_text(out / "eventlogs" / f"{app_id}.json.gz").splitlines() if x]
-    stage_job: dict[int, tuple[int, str]] = {}
-    starts: dict[int, dict[str, Any]] = {}
-    ends: dict[int, dict[str, Any]] = {}
-    for e in events:
-        kind = e["Event"]
-        if kind == "SparkListenerJobStart":
-            group = (e.get("Properties") or {}).get("spark.jobGroup.id", "")
-            for s in e.get("Stage IDs", []):
-                stage_job.setdefault(int(s), (int(e["Job ID"]), group))
-        elif kind == "SparkListenerTaskStart":
-            starts[int(e["Task Info"]["Task ID"])] = e
-        elif kind == "SparkListenerTaskEnd":
-            ends.setdefault(int(e["Task Info"]["Task ID"]), e)  # the first end (later: Resubmitted)
+    """The ground truth of one application, from its event log (read as
+    :mod:`logad.sessions.eventlogs` reads any cluster's), injection records and logs."""
+    path = out / "eventlogs" / f"{app_id}.json.gz"
+    parsed = eventlogs.parse_event_log(_read_text(path).split("\n"), str(path))
+    if parsed.rejects:
+        raise LogadError(f"{path}: {len(parsed.rejects)} unusable lines or attempts, first {parsed.rejects[0]}")
     injected: dict[int, str] = {}
     fetch_fault = False
     fpath = out / "faults" / f"{app_id}.jsonl"
@@ -262,29 +238,20 @@ def truth_rows(out: Path, app_id: str, app: int) -> list[dict[str, Any]]:
     logs = executor_logs(out, app_id)
     views = {eid: log_view(p) for eid, (_, p) in logs.items()}
     rows = []
-    for tid in sorted(set(starts) | set(ends)):
-        e = ends.get(tid) or starts[tid]
-        info = e["Task Info"]
-        stage = int(e["Stage ID"])
-        reason = e.get("Task End Reason") or {"Reason": "Unknown"}
-        status = str(reason["Reason"])
-        detail = _detail(reason)
-        fault = injected.get(tid, "none")
-        if fault == "none" and status == "FetchFailed" and fetch_fault:
+    for a in parsed.attempts:
+        fault = injected.get(a.tid, "none")
+        if fault == "none" and a.status == "FetchFailed" and fetch_fault:
             fault = "fetch_failure"
-        eid = str(info["Executor ID"])
-        worker, path = logs.get(eid, ("", Path("")))
-        log_end = views.get(eid, {}).get(tid, "missing")
-        job, group = stage_job.get(stage, (-1, ""))
+        worker, path = logs.get(a.executor_id, ("", Path("")))
         rows.append({
-            "app_id": app_id, "app": app, "workload": group, "job_id": job, "stage_id": stage,
-            "stage_attempt": int(e.get("Stage Attempt ID", 0)), "partition": int(info["Index"]),
-            "attempt": int(info["Attempt"]), "tid": tid, "executor_id": eid, "worker": worker,
-            "log_file": f"{worker}/{path.name}" if worker else "", "speculative": bool(info.get("Speculative")),
-            "launch_ms": int(info.get("Launch Time", 0)), "finish_ms": int(info.get("Finish Time", 0)),
-            "status": status, "detail": detail, "fault": fault, "log_end": log_end,
-            "label": label_of(status, detail, fault),
-            "session_key": f"{path.name.split('.log', 1)[0]}|TID {tid}" if worker else "",
+            "app_id": app_id, "app": app, "workload": a.job_group, "job_id": a.job_id, "stage_id": a.stage_id,
+            "stage_attempt": a.stage_attempt, "partition": a.partition, "attempt": a.attempt, "tid": a.tid,
+            "executor_id": a.executor_id, "worker": worker,
+            "log_file": f"{worker}/{path.name}" if worker else "", "speculative": a.speculative,
+            "launch_ms": a.launch_ms, "finish_ms": a.finish_ms, "status": a.status, "detail": a.detail,
+            "fault": fault, "log_end": views.get(a.executor_id, {}).get(a.tid, "missing"),
+            "label": label_of(a.status, a.detail, fault),
+            "session_key": f"{path.name.split('.log', 1)[0]}|TID {a.tid}" if worker else "",
         })
     return rows
 

@@ -158,7 +158,8 @@ def pipeline_sessions(files: dict[str, str], rules: Sequence[Any], labels: tuple
 def _through_the_product(wh: Any, files: dict[str, str], rules: Sequence[Any], labels: tuple[str, str] | None,
                          fmt: str | None, raw: bool) -> tuple[Any, dict[str, int | None], Any]:
     """The product's ingest of ``files`` into warehouse ``wh`` (``ingest_files``: the parser, ``fmt``
-    pinned or detected, masking, the template stage), ``labels`` (system, file) into ``labels``,
+    pinned or detected, masking, the template stage), ``labels`` (system, file; or
+    ``("spark-eventlogs", dir)``: ``logad sessions labels --spark-event-logs``) into ``labels``,
     and the batch sessionizer over ``events``: (spark, rows per table, the sessions DataFrame)."""
     from logad.ingest import ingest_files
     from logad.io.delta import read_table
@@ -169,7 +170,11 @@ def _through_the_product(wh: Any, files: dict[str, str], rules: Sequence[Any], l
 
     spark = get_spark("logad-evaluate", master="local[2]", conf={"spark.sql.shuffle.partitions": "4"})
     counts = ingest_files(spark, wh, files, parser=Parser(default=fmt) if fmt else None, raw=raw)
-    if labels is not None:
+    if labels is not None and labels[0] == "spark-eventlogs":
+        from logad.sessions.eventlogs import load_event_log_labels
+
+        load_event_log_labels(spark, wh, labels[1])
+    elif labels is not None:
         load_labels(spark, wh, labels[0], labels[1])
     return spark, counts, sessionize(read_table(spark, wh.table("events")), list(rules), read_labels(spark, wh))
 
@@ -271,29 +276,44 @@ def bgl_chrono(data: Path, seed: int, window: int = BGL_WINDOW) -> Split:
                  f"chronological 60/20/20 (test: the last {len(wins) - b})")
 
 
-def lab_workflows(corpus: Path) -> tuple[list[tuple[str, list[str], int, int | None]], dict[str, str]]:
-    """(application, template ids, label, first WARN/ERROR/exception index) of every Task workflow
-    of a lab corpus, through :func:`pipeline_sessions`, and the template texts."""
+def lab_workflows(corpus: Path, eventlog: bool = False
+                  ) -> tuple[list[tuple[str, list[str], int, int | None, int]], dict[str, str]]:
+    """(application, template ids, label, first WARN/ERROR/exception index, the lab's truth) of
+    every Task workflow of a lab corpus, through :func:`pipeline_sessions`, and the template
+    texts. ``eventlog``: the label is Spark's own account (``logad sessions labels
+    --spark-event-logs`` on the corpus's ``eventlogs/``, no injection record read); else the
+    lab's truth, which the last field always holds."""
+    from logad.lab.corpus import read_truth
     from logad.sessions.rules import rules_for
 
     files = {str(p): p.parent.name for p in sorted(corpus.glob("logs/worker-*/*.log*"))}
     if not files or not (corpus / "truth.csv.gz").exists():
         raise LogadError(f"{corpus} is not a Spark lab corpus (logs/worker-*/ and truth.csv.gz): make one "
                          "with `logad lab corpus`, or use the committed data/samples/spark_lab")
-    sessions, texts = pipeline_sessions(files, [rules_for("spark")], ("spark", str(corpus / "truth.csv.gz")))
+    if eventlog and not list((corpus / "eventlogs").glob("*")):
+        raise LogadError(f"{corpus} has no eventlogs/ (the committed sample leaves them out): make a corpus "
+                         "with `logad lab run`")
+    source = ("spark-eventlogs", str(corpus / "eventlogs")) if eventlog else ("spark", str(corpus / "truth.csv.gz"))
+    sessions, texts = pipeline_sessions(files, [rules_for("spark")], source)
     sessions = sessions[sessions["label_source"].str.startswith("spark:")]
+    truth = {r["session_key"]: int(r["label"] == "Anomaly") for r in read_truth(corpus) if r["session_key"]}
     out = []
-    for k, ids, label, cut in zip(sessions["key"], sessions["template_ids"], sessions["label"],
-                                  sessions["rule_event"], strict=True):
-        app = Path(k.split("|", 1)[1]).name.split(".exec-", 1)[0]
-        out.append((app, list(ids), int(label), None if cut is None or cut != cut else int(cut)))
+    for k, name, ids, label, cut in zip(sessions["key"], sessions["name"], sessions["template_ids"],
+                                        sessions["label"], sessions["rule_event"], strict=True):
+        log_name = Path(k.split("|", 1)[1]).name.split(".log", 1)[0]
+        app = log_name.split(".exec-", 1)[0]
+        out.append((app, list(ids), int(label), None if cut is None or cut != cut else int(cut),
+                    truth[f"{log_name}|{name}"]))
     out.sort()
     return out, texts
 
 
-def spark_lab(corpus: Path, seed: int, prefix: bool = False) -> Split:
-    flows, texts = lab_workflows(corpus)
-    apps = sorted({a for a, _, _, _ in flows})
+def spark_lab(corpus: Path, seed: int, prefix: bool = False, eventlog: bool = False) -> Split:
+    """Split by application. ``eventlog``: train and validate on Spark's own labels, test on the
+    lab's truth (what an operator's model meets: its labels from the cluster, judged on what
+    really happened)."""
+    flows, texts = lab_workflows(corpus, eventlog)
+    apps = sorted({a for a, _, _, _, _ in flows})
     if len(apps) < 3:
         raise LogadError(f"{corpus} has {len(apps)} applications; a split by application needs at least 3")
     random.Random(seed).shuffle(apps)
@@ -302,13 +322,16 @@ def spark_lab(corpus: Path, seed: int, prefix: bool = False) -> Split:
     b = max(a + 1, min(round(0.8 * n), n - 1))
     parts = {x: 0 for x in apps[:a]} | {x: 1 for x in apps[a:b]} | {x: 2 for x in apps[b:]}
     split: list[list[tuple[list[str], int]]] = [[], [], []]
-    for app, ids, label, cut in flows:
+    for app, ids, label, cut, truth in flows:
         seq = ids[:cut] if prefix and cut else ids
-        split[parts[app]].append((seq, label))
-    anomalies = sum(y for _, _, y, _ in flows)
+        split[parts[app]].append((seq, truth if parts[app] == 2 else label))
+    anomalies = sum(t for *_, t in flows)
+    disagree = sum(y != t for _, _, y, _, t in flows)
     return Split(split[0], split[1], split[2], texts,
                  f"{len(flows)} Task workflows ({anomalies} anomalous) of {len(apps)} lab applications, "
-                 f"split by application {a}/{b - a}/{len(apps) - b}" + (", cut before the first WARN/ERROR" if prefix else ""))
+                 f"split by application {a}/{b - a}/{len(apps) - b}" + (", cut before the first WARN/ERROR" if prefix else "")
+                 + (f"; trained on Spark's event-log labels ({disagree} workflows where they differ from the "
+                    "lab's truth), tested on the truth" if eventlog else ""))
 
 
 def _windows(sessions: list[tuple[list[int], int]], window: int) -> tuple[list[tuple[list[int], int]], list[int]]:
@@ -403,15 +426,17 @@ def evaluate(protocol: str, data: str | Path, models: Sequence[str] | None = Non
 
     if protocol not in PROTOCOLS:
         raise LogadError(f"unknown protocol {protocol!r}: use {', '.join(PROTOCOLS)}")
-    if labels not in ("use", "none"):
-        raise LogadError(f"labels {labels!r}: use 'use' or 'none'")
+    if labels not in ("use", "none", "eventlog"):
+        raise LogadError(f"labels {labels!r}: use 'use', 'none' or 'eventlog'")
     if labels == "none" and protocol != "hdfs-blocks":
         raise LogadError("--labels none runs on the hdfs-blocks protocol (the detectors of normal are trained by "
                          "the training job, which only that protocol runs)")
+    if labels == "eventlog" and not protocol.startswith("spark-lab"):
+        raise LogadError("--labels eventlog runs on the spark-lab protocols (Spark's event logs label Task workflows)")
     models = tuple(models or (UNLABELLED_MODELS if labels == "none" else ALL_MODELS))
     def load(root: Path, seed: int) -> Split:
         if protocol.startswith("spark-lab"):
-            return spark_lab(root, seed, prefix=protocol == "spark-lab-prefix")
+            return spark_lab(root, seed, prefix=protocol == "spark-lab-prefix", eventlog=labels == "eventlog")
         if protocol == "bgl-chrono":
             return bgl_chrono(root, seed)
         return hdfs_paper(root, seed)

@@ -39,7 +39,7 @@ from logad.sessions.split import Event, Sessionizer, summarize
 
 if TYPE_CHECKING:
     import pandas as pd
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
     from pyspark.sql.streaming import StreamingQuery
 
     from logad.io.delta import BatchStage
@@ -273,6 +273,22 @@ def sessions_from_cut(cut: DataFrame, labels: DataFrame | None = None, with_open
     return with_labels(out, labels).withColumn("sessionized_at", F.current_timestamp())
 
 
+def task_label_key(key: Column, name: Column) -> Column:
+    """A Task workflow's ``labels`` key, ``<run>|TID <n>`` (:mod:`logad.sessions.eventlogs`): the
+    run (application, and attempt on YARN) from the path its executor log was shipped from,
+    which differs with how it was shipped while the run does not. Null for other sessions."""
+    from pyspark.sql import functions as F
+
+    from logad.sessions.eventlogs import STANDALONE_APP, YARN_APP, YARN_ATTEMPT
+
+    app = F.regexp_extract(key, STANDALONE_APP, 1)
+    yarn, attempt = F.regexp_extract(key, YARN_APP, 1), F.regexp_extract(key, YARN_ATTEMPT, 1)
+    run = (F.when(app != "", app)
+           .when((yarn != "") & (attempt != ""),
+                 F.concat(F.lit("application_"), yarn, F.lit("_"), attempt.cast("int").cast("string"))))
+    return F.when(name.startswith("TID ") & run.isNotNull(), F.concat(run, F.lit("|"), name))
+
+
 def with_labels(sessions: DataFrame, labels: DataFrame | None) -> DataFrame:
     """``label``, ``label_source``, ``label_event``: the line's own ground truth, else the
     ``labels`` table's (system, key) row, else the papers' WARN/ERROR/exception rule."""
@@ -281,11 +297,7 @@ def with_labels(sessions: DataFrame, labels: DataFrame | None) -> DataFrame:
     if labels is None:
         s = sessions.withColumn("_gt", F.lit(None).cast("int")).withColumn("_gt_src", F.lit(None).cast("string"))
     else:
-        # A Task workflow's label row is keyed by its log file's name and its name ("TID 7"):
-        # the file's path differs with how it was shipped, its name does not.
-        task_key = F.concat(F.regexp_extract("key", r"([^/|]+?)\.log(?:\.gz)?$", 1), F.lit("|"), F.col("name"))
-        lkey = F.when(F.col("name").startswith("TID ") & F.col("key").rlike(r"\.log(\.gz)?$"), task_key
-                      ).otherwise(F.col("key"))
+        lkey = F.coalesce(task_label_key(F.col("key"), F.col("name")), F.col("key"))
         lab = labels.select("system", F.col("key").alias("_lkey"), F.col("label").cast("int").alias("_gt"),
                             F.col("label_source").alias("_gt_src"))
         s = (sessions.withColumn("_lkey", lkey)
@@ -356,7 +368,7 @@ def read_labels(spark: SparkSession, warehouse: Warehouse) -> DataFrame | None:
     from logad.io.delta import read_small
 
     table = read_small(spark, warehouse.table(LABELS))
-    return None if table is None else spark.createDataFrame(table.to_pandas())
+    return None if table is None else spark.createDataFrame(table)  # from Arrow: an all-null column keeps its type
 
 
 def _bucketed(ev: DataFrame, buckets: int) -> Any:
