@@ -124,7 +124,7 @@ def test_spark_fit_of_pca_is_the_numpy_pca_of_the_same_vectors(spark, warehouse)
     assert det.score_lists(seqs) == pytest.approx(spe, rel=1e-6, abs=1e-6)
 
 
-@pytest.mark.parametrize("kind", ["novelty", "length", "pca"])
+@pytest.mark.parametrize("kind", ["novelty", "length", "pca", "nextevent"])
 def test_labels_are_never_read(spark, warehouse, kind):
     """The same sessions with and without labels give the same detector and threshold; with
     labels the test metrics come out, and say the detector is better than chance."""
@@ -138,3 +138,32 @@ def test_labels_are_never_read(spark, warehouse, kind):
     assert blind["metrics"]["valid_alarm_rate"] == seen["metrics"]["valid_alarm_rate"]
     assert "test_f1" not in blind["metrics"] and seen["metrics"]["test_sessions"] >= 60
     assert seen["metrics"]["test_auc"] > 0.6, seen["metrics"]
+
+
+def test_the_next_event_model_learns_the_order_of_history(spark):
+    """DeepLog's idea on sessions whose order is the whole story: every history session runs
+    open -> read* -> close (a few hide a swapped pair). A session out of that order, or with a
+    template history never held, surprises the model; one in order does not."""
+    import random
+
+    from logad.models.nextevent import MAX_NLL, NextEventDetector
+
+    rng = random.Random(0)
+    history = []
+    for _ in range(400):
+        seq = ["open"] + ["read"] * rng.randint(1, 6) + ["close"]
+        if rng.random() < 0.03:
+            seq[0], seq[-1] = seq[-1], seq[0]
+        history.append((seq,))
+    det = NextEventDetector.train("nextevent", spark.createDataFrame(history, "template_ids array<string>"))
+    assert det.vocabulary == ["close", "open", "read"] and det.state["trained_on"] == 400
+    usual, swapped, never = det.score_lists([["open", "read", "read", "close"], ["open", "close", "read", "read"],
+                                             ["open", "read", "oops", "close"]])
+    # in order, only how many reads come is uncertain (about log 2 per event); out of order is not
+    assert usual < 2.0 < swapped < never <= MAX_NLL, (usual, swapped, never)
+    nll = det.surprise([["open", "close", "read", "read"]])[0]
+    assert int(np.argmax(nll)) in (1, 2)  # the event out of place is the surprise, not the others
+    back = NextEventDetector("nextevent", json.loads(json.dumps(det.state)))  # what detector.json holds
+    assert back.score_lists([["open", "close", "read"]]) == pytest.approx(det.score_lists([["open", "close", "read"]]))
+    top = det.top_events(spark, [{"template_ids": ["open", "read", "oops", "close"]}], 1)[0]
+    assert top[0][0] == 2  # the line the model never saw leads the explanation

@@ -82,7 +82,7 @@ def test_every_detector_of_the_seam_loads_and_its_artifact_is_found_by_the_regis
         for method in ("train", "load", "save", "scores", "session_scores", "top_events"):
             assert callable(getattr(cls, method, None)), (kind, method)
         assert spec.artifact in ARTIFACTS
-    assert set(UNSUPERVISED) == {"novelty", "length", "pca"} and supervised("att_gru") and supervised("tree")
+    assert set(UNSUPERVISED) == {"novelty", "length", "pca", "nextevent"} and supervised("att_gru") and supervised("tree")
 
 
 def test_a_supervised_model_without_labels_is_refused_with_the_choices():

@@ -53,6 +53,8 @@ DETECTORS: dict[str, DetectorKind] = {
                            "how far the session's length is from the history's (robust z of log length)"),
     "pca": DetectorKind("logad.models.normal", "PCADetector", "detector.json", False,
                         "Xu et al.'s PCA: the event-count vector's distance from the history's normal subspace"),
+    "nextevent": DetectorKind("logad.models.nextevent", "NextEventDetector", "detector.json", False,
+                              "DeepLog's idea: a GRU that predicts the next template; the session's largest surprise"),
 }
 UNSUPERVISED = tuple(k for k, d in DETECTORS.items() if not d.supervised)
 

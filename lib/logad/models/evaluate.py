@@ -407,7 +407,7 @@ def run_once(split: Split, models: Sequence[str], seed: int, epochs: int, unit: 
 
 
 ALL_MODELS = ("pca", "logreg", "tree", "att_gru", "att_lstm", "gru", "lstm", "transformer_gru")
-UNLABELLED_MODELS = ("novelty", "length", "pca", "att_gru", "tree")  # --labels none: the unsupervised, and two beside
+UNLABELLED_MODELS = ("novelty", "length", "pca", "nextevent", "att_gru", "tree")  # --labels none: the unsupervised, and two beside
 
 
 def evaluate(protocol: str, data: str | Path, models: Sequence[str] | None = None, seeds: Sequence[int] = (0, 1, 2),
