@@ -117,3 +117,22 @@ def test_label_files_load_with_their_source(tmp_path):
         read_label_file("hdfs", str(bad))
     with pytest.raises(ConfigError, match="BlockId"):
         read_label_file("hdfs", str(hadoop))
+
+
+def test_the_label_join_finds_the_run_of_a_workflow_as_the_event_log_labeller_keys_it(spark):
+    """The run in Spark SQL (the join) and in Python (the labeller's keys, the lab's truth file)
+    is the same, for every layout an executor log is shipped from."""
+    from pyspark.sql import functions as F
+
+    from logad.sessions.eventlogs import run_of_path
+    from logad.sessions.spark import task_label_key
+
+    keys = ["worker-1|/opt/spark/work/app-20261203150000-0001/3/stderr",
+            "worker-1|/corpus/logs/worker-1/app-20261123051951-0000.exec-1.log.gz",
+            "nm-1|/yarn/userlogs/application_1700000000000_0042/container_1700000000000_0042_01_000002/stderr",
+            "nm-2|/yarn/logs/application_1700000000000_0042/container_e17_1700000000000_0042_02_000007/stderr",
+            "dn1|/var/log/hdfs/hadoop-hdfs-datanode.log"]
+    df = spark.createDataFrame([(k, "TID 7") for k in keys] + [(keys[0], "blk_1")], "key string, name string")
+    got = [r[0] for r in df.select(task_label_key(F.col("key"), F.col("name"))).collect()]
+    want = [f"{run_of_path(k)}|TID 7" if run_of_path(k) else None for k in keys] + [None]
+    assert got == want and got[2] == "application_1700000000000_0042_1|TID 7"
