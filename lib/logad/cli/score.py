@@ -25,9 +25,10 @@ def add(sub: Any) -> None:
     stream_args(sc, start_scoring, once_help="score what is there now, then stop")
     sc.set_defaults(func=cmd_score)
 
-    ex = sub.add_parser("explain", help="a scored session's raw lines, the ones that weighed most highlighted")
+    ex = sub.add_parser("explain", help="a scored session's raw lines, the ones that weighed most highlighted; "
+                        "or a pattern anomaly's (logad patterns) first lines")
     spark_args(ex)
-    ex.add_argument("session_id")
+    ex.add_argument("session_id", help="a session id (scores, alerts) or an anomaly id (anomalies, pattern alerts)")
     ex.add_argument("--models-dir", help="default <warehouse>/models")
     ex.add_argument("--top-k", type=int, default=default(explain, "top_k"))
     ex.set_defaults(func=cmd_explain)
@@ -89,11 +90,26 @@ def cmd_score(a: argparse.Namespace) -> int:
 def cmd_explain(a: argparse.Namespace) -> int:
     from logad.config import Warehouse
     from logad.live_scoring import explain
+    from logad.patterns import explain_anomaly
     from logad.spark_session import get_spark
 
     spark = get_spark("logad-explain", master=a.master)
-    s, lines = explain(spark, Warehouse(a.warehouse), a.session_id, a.models_dir, a.top_k)
     color = sys.stdout.isatty()
+    found = explain_anomaly(spark, Warehouse(a.warehouse), a.session_id)
+    if found is not None:
+        r, raw = found
+        where = f"on {r['host']}" if r["kind"] == "rate_surge" else f"first on {r['host']} (hosts {', '.join(r['hosts'])})"
+        print(f"{r['kind']} {r['anomaly_id']} ({r['system']}) {where}: template {r['template_id']} {r['template']!r}")
+        if r["kind"] == "rate_surge":
+            print(f"{r['count']} lines in {r['window_start']} .. {r['window_end']}, its baseline peak "
+                  f"{r['baseline']:.1f}")
+        else:
+            print(f"{r['count']} lines in the batch that first saw it, the first at {r['first_ts']}")
+        for x in raw:
+            line = x.get("line") or f"(not in raw_logs: {x['topic']}/{x['partition']}@{x['offset']})"
+            print(f">> {x.get('host') or '':<10} {chr(27) + '[1;31m' + line + chr(27) + '[0m' if color else line}")
+        return 0
+    s, lines = explain(spark, Warehouse(a.warehouse), a.session_id, a.models_dir, a.top_k)
     print(f"session {s['session_id']} ({s['system']} {s['key']}, hosts {', '.join(s['hosts'] or [])}) "
           f"{s['start_ts']} .. {s['end_ts']}")
     print(f"score {s['score']:.4f} (threshold {s['threshold']:.4f}) by {s['model']} v{s['model_version']}: "
