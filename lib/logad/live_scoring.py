@@ -347,30 +347,19 @@ class ScoreStage:
 
     def _alert(self, decided: list[tuple[Any, str]], vocab: dict[str, int], extra: np.ndarray | None, unit: str,
                window: int, max_len: int, repeats: bool) -> None:
-        from logad.produce import send
+        from logad.produce import deliver
 
         cur = self.current
         assert cur is not None and self.producer is not None
-        failed: list[str] = []
-
-        def delivered(err: Any, _msg: Any) -> None:
-            if err is not None:
-                failed.append(str(err))
-
         dicts = [r.asDict() for r, _ in decided]
         self._texts_for({t for r in dicts for t in r["template_ids"]})
         tops = (cur.detector.top_events(self.spark, dicts, self.top_k) if cur.detector is not None
                 else top_events(cur.model, vocab, extra, dicts, unit, window, max_len, repeats, self.top_k))
         raw = raw_lines(self.spark, self.warehouse, [(r["topics"][i], r["partitions"][i], r["offsets"][i])
                                                      for r, top in zip(dicts, tops, strict=True) for i, _, _ in top])
-        for r, (_, decision), top in zip(dicts, decided, tops, strict=True):
-            alert = build_alert(cur, r, top, self.texts, decision, raw)
-            send(self.producer, str(self.alerts_topic), json.dumps(alert, default=str).encode(),
-                 key=r["session_id"].encode(), on_delivery=delivered)
-        left = self.producer.flush(30)
-        if left or failed:
-            raise LogadError(f"{left} alerts not delivered to {self.alerts_topic} ({failed[:3]}); the batch "
-                             "is retried on restart")
+        deliver(self.producer, str(self.alerts_topic), [
+            (r["session_id"].encode(), json.dumps(build_alert(cur, r, top, self.texts, decision, raw), default=str).encode())
+            for r, (_, decision), top in zip(dicts, decided, tops, strict=True)])
         self.alerts_sent += len(decided)
 
 

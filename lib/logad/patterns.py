@@ -50,7 +50,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from logad.config import Warehouse
-from logad.errors import ConfigError, LogadError
+from logad.errors import ConfigError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -330,23 +330,13 @@ class PatternStage:
 
     def _alert(self, rows: list[dict[str, Any]]) -> None:
         from logad.live_scoring import raw_lines
-        from logad.produce import send
+        from logad.produce import deliver
 
         assert self.producer is not None
         raw = raw_lines(self.spark, self.warehouse, [tuple(x[1:]) for r in rows for x in r["lines"]])  # type: ignore[misc]
-        failed: list[str] = []
-
-        def delivered(err: Any, _msg: Any) -> None:
-            if err is not None:
-                failed.append(str(err))
-
-        for r in rows:
-            send(self.producer, str(self.alerts_topic), json.dumps(build_alert(r, raw), default=str).encode(),
-                 key=r["anomaly_id"].encode(), on_delivery=delivered)
-        left = self.producer.flush(30)
-        if left or failed:
-            raise LogadError(f"{left} pattern alerts not delivered to {self.alerts_topic} ({failed[:3]}); the batch "
-                             "is retried on restart")
+        deliver(self.producer, str(self.alerts_topic), [
+            (r["anomaly_id"].encode(), json.dumps(build_alert(r, raw), default=str).encode()) for r in rows],
+            what="pattern alerts")
         self.alerts_sent += len(rows)
 
 

@@ -49,6 +49,24 @@ def send(producer: Any, topic: str, value: bytes, **kw: Any) -> None:
             producer.poll(0.1)
 
 
+def deliver(producer: Any, topic: str, records: Sequence[tuple[bytes, bytes]], what: str = "alerts",
+            timeout_s: float = 30.0) -> None:
+    """Send ``(key, value)`` records and wait until Kafka has them all; a clear error naming what
+    was not delivered otherwise (a stream stage raises it so its batch is retried on restart)."""
+    failed: list[str] = []
+
+    def delivered(err: Any, _msg: Any) -> None:
+        if err is not None:
+            failed.append(str(err))
+
+    for key, value in records:
+        send(producer, topic, value, key=key, on_delivery=delivered)
+    left = producer.flush(timeout_s)
+    if left or failed:
+        raise LogadError(f"{left or len(failed)} {what} not delivered to {topic} ({failed[:3]}); the batch is "
+                         "retried on restart")
+
+
 def produce_files(bootstrap: str, topic: str, files: Sequence[str | Path], partitions: int = 1,
                   limit: int | None = None, client: dict[str, str] | None = None) -> int:
     """Produce every line of ``files`` to ``topic`` (created with ``partitions`` if absent).
