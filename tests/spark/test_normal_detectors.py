@@ -167,3 +167,22 @@ def test_the_next_event_model_learns_the_order_of_history(spark):
     assert back.score_lists([["open", "close", "read"]]) == pytest.approx(det.score_lists([["open", "close", "read"]]))
     top = det.top_events(spark, [{"template_ids": ["open", "read", "oops", "close"]}], 1)[0]
     assert top[0][0] == 2  # the line the model never saw leads the explanation
+
+
+def test_retrain_compares_detectors_of_normal_on_labelled_held_out_sessions(spark, warehouse, capsys):
+    """``logad retrain --model pca,novelty``: both fit without reading a label, and the better one
+    on the held-out sessions that do carry labels is promoted."""
+    from logad.cli import main
+    from logad.models import registry
+
+    models = Path(warehouse.root) / "models-retrain"
+    assert main(["retrain", "--warehouse", warehouse.root, "--table", "sessions_labelled", "--model", "pca,novelty",
+                 "--name", "normal", "--models-dir", str(models)]) == 0
+    out = capsys.readouterr().out
+    report = json.loads(next((models / "normal").glob("v*/retrain.json")).read_text())
+    by_kind = {c["kind"]: c for c in report["candidates"]}
+    assert set(by_kind) == {"pca", "novelty"} and report["decision"] == "promoted", report
+    best = max(report["candidates"], key=lambda c: c["metrics"]["f1"])
+    assert report["kind"] == best["kind"] and registry.promoted(models, "normal") == best["version"]
+    assert all(c["metrics"]["sessions"] == report["held_out"]["sessions"] > 0 for c in report["candidates"])
+    assert "best of pca, novelty" in out
