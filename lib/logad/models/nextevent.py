@@ -122,7 +122,7 @@ class NextEventDetector(NormalDetector):
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                total, count = total + float(loss) * len(b), count + len(b)
+                total, count = total + float(loss.detach()) * len(b), count + len(b)
             log.info("%s: epoch %d/%d  next-template loss %.4f  (%d sessions)", kind, epoch + 1, EPOCHS,
                      total / max(1, count), len(seqs))
         weights = {k: v.detach().numpy().tolist() for k, v in model.state_dict().items()}
