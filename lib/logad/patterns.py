@@ -50,7 +50,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from logad.config import Warehouse
-from logad.errors import ConfigError
+from logad.errors import ConfigError, LogadError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -366,8 +366,12 @@ def build_alert(r: dict[str, Any], raw: dict[tuple[str, int, int], dict[str, Any
 def start_patterns(spark: SparkSession, warehouse: Warehouse, stage: PatternStage, trigger: str = "5 seconds",
                    query_name: str = "patterns", starting_version: int = 0) -> StreamingQuery:
     """Start the streaming query ``events`` -> ``anomalies`` (+ alerts)."""
+    from delta.tables import DeltaTable
+
     from logad.io.delta import read_stream, write_stream_tables
 
+    if not DeltaTable.isDeltaTable(spark, warehouse.table("events")):
+        raise LogadError(f"no events table at {warehouse.table('events')}: run 'logad ingest' first")
     events = read_stream(spark, warehouse.table("events"), starting_version).select(
         "system", "host", "ts", "template_id", "topic", "partition", "offset")
     query = write_stream_tables(events, {ANOMALIES: (warehouse.table(ANOMALIES), lambda df: df)},

@@ -111,3 +111,10 @@ def test_a_replayed_batch_gives_the_same_anomalies_and_counts_once(spark, replay
     assert again.apply(events, 0, "app-1").collect() == rows and again.state.to_json() == first.state.to_json()
     assert {r["kind"] for r in rows} == {"new_template", "rate_surge"}
     assert again.apply(events.limit(0), 1, "app-1").collect() == []  # the next batch goes on from there
+
+
+def test_no_events_table_is_a_clear_error(spark, tmp_path, capsys):
+    from logad.cli import main
+
+    assert main(["patterns", "run", "--once", "--warehouse", str(tmp_path / "wh"), "--no-alerts"]) == 2
+    assert "no events table at" in capsys.readouterr().err
