@@ -94,7 +94,8 @@ def upsert_labels(spark: SparkSession, warehouse: Warehouse, new: pa.Table, repl
                 pc.is_in(pc.binary_join_element_wise(old["system"], old["key"], "|"),
                          pc.binary_join_element_wise(new["system"], new["key"], "|")))
         old = old.filter(pc.invert(gone))
-        new = pa.concat_tables([_with_columns(old, new.schema), _with_columns(new, new.schema)])
+        new = _with_columns(new, _schema())  # both sides on the table's schema: a reason on either side stays
+        new = pa.concat_tables([_with_columns(old, _schema()), new])
     write_small(spark, uri, _with_columns(new, _schema()), mode="overwrite")
 
 
