@@ -168,6 +168,7 @@ class ScoreStage:
         self.swaps: list[tuple[int, int | None, int]] = []  # (batch, from, to)
         self.refused: dict[int, str] = {}
         self._last: DataFrame | None = None
+        self.recent: DataFrame | None = None  # raw lines of the batch in flight, not yet in raw_logs
         self.alerts_sent = 0
         self._refresh(-1)
         if self.current is None:
@@ -356,7 +357,8 @@ class ScoreStage:
         tops = (cur.detector.top_events(self.spark, dicts, self.top_k) if cur.detector is not None
                 else top_events(cur.model, vocab, extra, dicts, unit, window, max_len, repeats, self.top_k))
         raw = raw_lines(self.spark, self.warehouse, [(r["topics"][i], r["partitions"][i], r["offsets"][i])
-                                                     for r, top in zip(dicts, tops, strict=True) for i, _, _ in top])
+                                                     for r, top in zip(dicts, tops, strict=True) for i, _, _ in top],
+                        self.recent)
         deliver(self.producer, str(self.alerts_topic), [
             (r["session_id"].encode(), json.dumps(build_alert(cur, r, top, self.texts, decision, raw), default=str).encode())
             for r, (_, decision), top in zip(dicts, decided, tops, strict=True)])
@@ -440,30 +442,39 @@ def top_events(model: Any, vocab: dict[str, int], extra: np.ndarray | None, rows
     return out
 
 
-def raw_lines(spark: SparkSession, warehouse: Warehouse,
-              coords: list[tuple[str, int, int]]) -> dict[tuple[str, int, int], dict[str, Any]]:
+def raw_lines(spark: SparkSession, warehouse: Warehouse, coords: list[tuple[str, int, int]],
+              recent: DataFrame | None = None) -> dict[tuple[str, int, int], dict[str, Any]]:
     """``(topic, partition, offset) -> {host, source, line}`` from ``raw_logs`` for the given
     Kafka coordinates. One filter per (topic, partition) with the offsets' range, so Delta skips
     the files outside it by their statistics (a join would scan the whole table); ``{}`` when
-    there is no ``raw_logs`` (a warehouse ingested with ``raw=False``)."""
+    there is no ``raw_logs`` (a warehouse ingested with ``raw=False``). ``recent``: rows with the
+    same columns not written yet (the micro-batch in flight of the one-query pipeline), looked in
+    first."""
     from functools import reduce
 
     from pyspark.sql import functions as F
 
     from logad.io.delta import read_table, table_exists
 
+    def where(coords: list[tuple[str, int, int]]) -> Any:
+        by_part: dict[tuple[str, int], set[int]] = {}
+        for t, p, o in coords:
+            by_part.setdefault((t, int(p)), set()).add(int(o))
+        return reduce(lambda a, b: a | b, [
+            (F.col("topic") == t) & (F.col("partition") == p) & F.col("offset").between(min(os_), max(os_))
+            & F.col("offset").isin(sorted(os_)) for (t, p), os_ in by_part.items()])
+
+    def found(df: DataFrame, coords: list[tuple[str, int, int]]) -> dict[tuple[str, int, int], dict[str, Any]]:
+        rows = df.where(where(coords)).select("topic", "partition", "offset", "host", "source", "line").collect()
+        return {(r["topic"], r["partition"], r["offset"]): {"host": r["host"], "source": r["source"],
+                                                            "line": r["line"]} for r in rows}
+
+    out = found(recent, coords) if recent is not None and coords else {}
+    rest = [c for c in coords if (c[0], int(c[1]), int(c[2])) not in out]
     uri = warehouse.table("raw_logs")
-    if not coords or not table_exists(uri):
-        return {}
-    by_part: dict[tuple[str, int], set[int]] = {}
-    for t, p, o in coords:
-        by_part.setdefault((t, int(p)), set()).add(int(o))
-    conds = [(F.col("topic") == t) & (F.col("partition") == p) & F.col("offset").between(min(os_), max(os_))
-             & F.col("offset").isin(sorted(os_)) for (t, p), os_ in by_part.items()]
-    rows = (read_table(spark, uri).where(reduce(lambda a, b: a | b, conds))
-            .select("topic", "partition", "offset", "host", "source", "line").collect())
-    return {(r["topic"], r["partition"], r["offset"]): {"host": r["host"], "source": r["source"], "line": r["line"]}
-            for r in rows}
+    if rest and table_exists(uri):
+        out.update(found(read_table(spark, uri), rest))
+    return out
 
 
 def alert_id(session_id: str, version: int, decision: str = "anomaly") -> str:

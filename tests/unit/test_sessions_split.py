@@ -64,7 +64,7 @@ def test_the_papers_rule_gives_unnamed_lines_to_every_open_task():
 
 
 def test_a_task_that_never_finishes_closes_at_the_threshold():
-    rules = rules_for("spark", max_duration_s=10, idle_s=5)
+    rules = rules_for("spark", max_duration_s=10, idle_s=5, fold="time")
     events = [ev(0, 0, marker="start", tid=1, task_index=0), ev(3, 1, tid=1),
               ev(0, 2, marker="start", tid=2, task_index=1)] + [ev(s, 10 + s, tid=2) for s in range(1, 14, 2)]
     z = Sessionizer(rules, "k")
@@ -75,6 +75,67 @@ def test_a_task_that_never_finishes_closes_at_the_threshold():
     closed, _ = z.advance([], T0 + 20 * US)
     assert [(s.name, s.close_reason) for s in closed] == [("TID 2", "max_duration")]
     assert z.next_timeout_us() is None
+
+
+def test_a_workflow_closes_in_the_batch_that_reads_its_terminal_line():
+    """fold="arrival" (the task default): no watermark wait for Finished/failure lines."""
+    assert rules_for("spark").fold == "arrival" and rules_for("hdfs").fold == "time"
+    lines = task_lines()
+    z = Sessionizer(rules_for("spark"), "k")
+    closed, late = z.advance(lines[:5], T0 - 3600 * US)  # the watermark is an hour behind
+    assert late == [] and [(s.name, s.close_reason) for s in closed] == [("TID 1", "finished")]
+    z = Sessionizer.from_state(rules_for("spark"), "k", json.loads(json.dumps(z.to_state())))
+    closed, _ = z.advance(lines[5:], T0 - 3600 * US)
+    assert [(s.name, s.close_reason) for s in closed] == [("TID 2", "exception")]
+    # the time fold waits for the watermark to pass the line
+    zt = Sessionizer(rules_for("spark", fold="time"), "k")
+    assert zt.advance(lines[:5], T0 - 3600 * US)[0] == []
+    assert [s.name for s in zt.advance([], T0 + 2 * US)[0]] == ["TID 1"]
+
+
+def test_arrival_fold_in_any_batches_equals_the_whole_file():
+    """Split into batches of any size, state saved and restored, the watermark lagging: the same
+    workflows as the whole log at once, each closed by its terminal line (or a deadline)."""
+    rng = random.Random(3)
+    rules = rules_for("spark", idle_s=30, max_duration_s=120)
+    lines, t, tid = [], 0.0, 0
+    open_: list[int] = []
+    for off in range(600):
+        t += rng.choice([0, 0, 0.5, 1])
+        r = rng.random()
+        if r < 0.15 or not open_:
+            tid += 1
+            open_.append(tid)
+            lines.append(ev(t, off, marker="start", tid=tid, task_index=tid % 4))
+        elif r < 0.3:
+            done = open_.pop(rng.randrange(len(open_)))
+            lines.append(ev(t, off, marker=rng.choice(["finish", "finish", "exception"]), tid=done))
+        else:
+            lines.append(ev(t, off, tpl=f"w{off % 3}", tid=rng.choice(open_ + [None])))
+    whole, _ = Sessionizer(rules, "k").advance(lines, lines[-1].ts)
+
+    def shape(sessions):
+        return sorted((s.name, s.close_reason, tuple(e.offset for e in s.events)) for s in sessions)
+
+    z, got, i = Sessionizer(rules, "k"), [], 0
+    while i < len(lines):
+        step = rng.randint(1, 50)
+        part = lines[i:i + step]
+        i += step
+        closed, late = z.advance(part, part[-1].ts - 10 * US)
+        assert late == []
+        got += closed
+        z = Sessionizer.from_state(rules, "k", json.loads(json.dumps(z.to_state())))
+    got += z.advance([], lines[-1].ts)[0]
+    assert shape(got) == shape(whole)
+    assert {s.close_reason for s in whole} >= {"finished", "exception"}
+
+
+def test_arrival_fold_is_only_for_task_workflows():
+    with pytest.raises(ConfigError, match="task kind"):
+        rules_for("hdfs", fold="arrival")
+    with pytest.raises(ConfigError, match="time or arrival"):
+        rules_for("spark", fold="now")
 
 
 def test_micro_batch_boundaries_and_arrival_order_do_not_change_the_sessions():

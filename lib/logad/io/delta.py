@@ -111,7 +111,7 @@ def batch_app_id(checkpoint: str, query_name: str) -> str:
     return f"logad-{ckpt.validate(checkpoint) or query_name}"
 
 
-def _start_gated(writer: DataStreamWriter, checkpoint: str, query_name: str,
+def start_gated(writer: DataStreamWriter, checkpoint: str, query_name: str,
                  write: Callable[[DataFrame, int, str], object]) -> StreamingQuery:
     """Start ``writer`` with ``write(batch, batch_id, app_id)`` as its foreachBatch, inside a
     :class:`BatchGate` that :func:`stop_between_batches` can close. ``app_id`` is
@@ -200,6 +200,50 @@ def absent(table_uri: str, df: DataFrame, key: str = "session_id",
     return df if existing is None else df.join(existing.select(key), key, "left_anti")
 
 
+def write_once(name: str, uri: str, out: DataFrame, batch_id: int, app_id: str, timings: list[str],
+               unique: Mapping[str, str] | None = None) -> None:
+    """Append ``out`` to the table at ``uri`` as micro-batch ``batch_id`` of ``app_id``: delta-spark's
+    ``txnAppId``/``txnVersion`` make a replayed batch a no-op. ``unique`` (table name -> key
+    column): insert only the keys the table does not hold (:func:`absent`). Appends
+    ``"<name> <seconds>s"`` to ``timings``."""
+    t = time.perf_counter()
+    if unique and name in unique:
+        out = absent(uri, out, unique[name])
+    # mergeSchema: a column added in a later logad version is added to an existing table
+    (out.write.format("delta").option("txnAppId", app_id).option("txnVersion", batch_id)
+     .option("mergeSchema", "true").mode("append").save(uri))
+    timings.append(f"{name} {time.perf_counter() - t:.2f}s")
+
+
+def write_tables(todo: list[tuple[str, str, DataFrame]], batch_id: int, app_id: str, timings: list[str],
+                 unique: Mapping[str, str] | None = None) -> None:
+    """:func:`write_once` each ``(name, uri, rows)`` at the same time, one thread each: every
+    write is a Spark job and a commit whose fixed cost (scheduling, the Delta log) dominates a
+    small micro-batch, and the tables do not depend on each other (each write is exactly once by
+    itself). Waits for all of them; the first error is raised after."""
+    # the scheduler pool, job group and local properties go along to the threads
+    from pyspark import InheritableThread
+
+    errors: list[BaseException] = []
+
+    def one(name: str, uri: str, out: DataFrame) -> None:
+        try:
+            write_once(name, uri, out, batch_id, app_id, timings, unique)
+        except BaseException as e:  # raised in the batch's thread below
+            errors.append(e)
+
+    if len(todo) == 1:
+        write_once(*todo[0], batch_id, app_id, timings, unique)
+        return
+    threads = [InheritableThread(one, args=job) for job in todo]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    if errors:
+        raise errors[0]
+
+
 def write_stream_tables(df: DataFrame, outputs: Mapping[str, tuple[str, Callable[[DataFrame], DataFrame]]],
                         checkpoint: str, *, query_name: str, trigger: str = "10 seconds",
                         prepare: Callable[[DataFrame], DataFrame] | None = None,
@@ -229,40 +273,8 @@ def write_stream_tables(df: DataFrame, outputs: Mapping[str, tuple[str, Callable
     if chain is not None and chain.source not in outputs:
         raise ValueError(f"chain source {chain.source!r} is not one of the outputs {sorted(outputs)}")
 
-    def write(name: str, uri: str, out: DataFrame, batch_id: int, app_id: str, timings: list[str]) -> None:
-        t = time.perf_counter()
-        if unique and name in unique:
-            out = absent(uri, out, unique[name])
-        # mergeSchema: a column added in a later logad version is added to an existing table
-        (out.write.format("delta").option("txnAppId", app_id).option("txnVersion", batch_id)
-         .option("mergeSchema", "true").mode("append").save(uri))
-        timings.append(f"{name} {time.perf_counter() - t:.2f}s")
-
     def write_all(todo: list[tuple[str, str, DataFrame]], batch_id: int, app_id: str, timings: list[str]) -> None:
-        """Write the outputs at the same time, one thread each: every write is a Spark job and a
-        commit whose fixed cost (scheduling, a Python worker, the Delta log) dominates a small
-        micro-batch, and the tables do not depend on each other (each write is exactly once by
-        itself). Waits for all of them; the first error is raised after."""
-        from pyspark import InheritableThread  # the scheduler pool and job group go along
-
-        errors: list[BaseException] = []
-
-        def one(name: str, uri: str, out: DataFrame) -> None:
-            try:
-                write(name, uri, out, batch_id, app_id, timings)
-            except BaseException as e:  # raised in the batch's thread below
-                errors.append(e)
-
-        if len(todo) == 1:
-            write(*todo[0], batch_id, app_id, timings)
-            return
-        threads = [InheritableThread(one, args=job) for job in todo]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        if errors:
-            raise errors[0]
+        write_tables(todo, batch_id, app_id, timings, unique)
 
     def write_batch(batch: DataFrame, batch_id: int, app_id: str) -> None:
         started = time.perf_counter()
@@ -302,7 +314,7 @@ def write_stream_tables(df: DataFrame, outputs: Mapping[str, tuple[str, Callable
 
     writer = (df.writeStream.queryName(query_name).option("checkpointLocation", checkpoint)
               .trigger(processingTime=trigger))
-    return _start_gated(writer, checkpoint, query_name, write_batch)
+    return start_gated(writer, checkpoint, query_name, write_batch)
 
 
 def write_table(df: DataFrame, table_uri: str) -> None:

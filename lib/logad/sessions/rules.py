@@ -21,6 +21,7 @@ from logad.parse.formats import BLOCK_ID, FORMATS
 KINDS = ("block", "task", "window", "application")
 ATTACH = ("paper", "hints")
 LATE = ("join", "reject")
+FOLD = ("time", "arrival")
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,13 @@ class SessionRules:
         watermark: how far behind the newest event time (Spark's ``withWatermark`` delay) a line
             may arrive and still be folded in exact event-time order, as the batch sessionizer
             would; what comes later is *late*.
+        fold: when a line is folded into its session. ``time``: once it is final under the
+            watermark, in event-time order (lines of several hosts or files interleave: HDFS
+            blocks, windows, applications). ``arrival``: at once, in the order its file has them
+            (Kafka order), so a Task workflow is cut in the micro-batch that reads its ``Finished
+            task`` or failure line, not a watermark later; only the ``task`` kind, whose key is
+            one executor log shipped in order. Deadlines (idle, maximum duration) still wait for
+            event time. Default: ``arrival`` for ``task``, ``time`` for the others.
         late: what a late line does. ``join`` (default): it is still sessionized, into its key's
             open session in time order or a new one that waits ``idle_s`` of stream time after
             its last late line, and counted in the session's ``late_events``: a host that fell
@@ -68,6 +76,7 @@ class SessionRules:
     watermark: str = "1 minute"
     key_pattern: str = BLOCK_ID
     late: str = "join"
+    fold: str = ""  # "" = the kind's default (see above)
 
     def __post_init__(self) -> None:
         if not self.system:
@@ -85,6 +94,13 @@ class SessionRules:
             raise ConfigError(f"SessionRules.window_key={self.window_key!r}: use node or all")
         if self.attach not in ATTACH:
             raise ConfigError(f"SessionRules.attach={self.attach!r}: use paper or hints")
+        if not self.fold:
+            object.__setattr__(self, "fold", "arrival" if self.kind == "task" else "time")
+        if self.fold not in FOLD:
+            raise ConfigError(f"SessionRules.fold={self.fold!r}: use time or arrival")
+        if self.fold == "arrival" and self.kind != "task":
+            raise ConfigError(f"SessionRules.fold='arrival' is for the task kind (one file per key), not {self.kind}: "
+                              "lines of several files have no arrival order to trust")
         if self.late not in LATE:
             raise ConfigError(f"SessionRules.late={self.late!r}: use join or reject")
         watermark_seconds(self.watermark)

@@ -55,7 +55,8 @@ CUT_SCHEMA = (
     "hosts array<string>, start_us long, end_us long, n_events int, template_ids array<string>, "
     "event_us array<long>, topics array<string>, partitions array<int>, offsets array<long>, "
     "close_reason string, duplicates int, shared_events int, late_events int, rule_label int, rule_event int, "
-    "truth_label int, truth_event int")
+    "truth_label int, truth_event int, event_batches array<long>")
+BATCH_PROPERTY = "logad.batch"  # the micro-batch id, for the one-query pipeline (logad.pipeline)
 STATE_SCHEMA = "blob string"
 BUCKETS = 64
 
@@ -137,8 +138,9 @@ def _check(rules: Sequence[SessionRules]) -> dict[str, SessionRules]:
     return by_system
 
 
-def _events(pdf: pd.DataFrame) -> dict[str, tuple[list[Event], set[str]]]:
-    """A group's rows as Events, by session key (in row order), with the hosts seen."""
+def _events(pdf: pd.DataFrame, batch: int = -1) -> dict[str, tuple[list[Event], set[str]]]:
+    """A group's rows as Events, by session key (in row order), with the hosts seen; ``batch``:
+    the micro-batch that read them."""
     cols = [pdf[c].tolist() for c in ("skey", "host", *EVENT_FIELDS)]
     out: dict[str, tuple[list[Event], set[str]]] = {}
     for skey, host, ts, topic, part, off, tid_, line, marker, tid, index, hint, abn, truth, task in zip(
@@ -146,7 +148,7 @@ def _events(pdf: pd.DataFrame) -> dict[str, tuple[list[Event], set[str]]]:
         evs, hosts = out.setdefault(skey, ([], set()))
         evs.append(Event(int(ts), topic, int(part), int(off), tid_, _opt_str(line), marker,
                          _opt_int(tid), _opt_int(index), _opt_int(hint), bool(abn),
-                         None if truth is None or truth != truth else bool(truth), task or ""))
+                         None if truth is None or truth != truth else bool(truth), task or "", batch))
         if host is not None and host == host:
             hosts.add(host)
     return out
@@ -204,8 +206,9 @@ def _stateful(by_system: dict[str, SessionRules], early: bool = False):  # type:
         rules = by_system[system]
         saved = json.loads(state.get[0]) if state.exists else {}
         new: dict[str, tuple[list[Event], set[str]]] = {}
+        batch = _current_batch()
         for pdf in pdfs:
-            for skey, (evs, hosts) in _events(pdf).items():
+            for skey, (evs, hosts) in _events(pdf, batch).items():
                 have = new.setdefault(skey, ([], set()))
                 have[0].extend(evs)
                 have[1].update(hosts)
@@ -240,6 +243,15 @@ def _stateful(by_system: dict[str, SessionRules], early: bool = False):  # type:
             state.setTimeoutTimestamp(max(-(-min(timeouts) // 1000) - 1, state.getCurrentWatermarkMs() + 1))
 
     return cut
+
+
+def _current_batch() -> int:
+    """The micro-batch id the driver set for this job (:data:`BATCH_PROPERTY`), -1 without one."""
+    from pyspark import TaskContext
+
+    ctx = TaskContext.get()
+    value = ctx.getLocalProperty(BATCH_PROPERTY) if ctx is not None else None
+    return int(value) if value else -1
 
 
 def _batch_cut(by_system: dict[str, SessionRules], watermark_us: int, close_open: bool):  # type: ignore[no-untyped-def]
@@ -407,6 +419,31 @@ def sessionize(events: DataFrame, rules: Sequence[SessionRules], labels: DataFra
     return sessions_from_cut(cut, labels)
 
 
+def cut_stream(events: DataFrame, rules: Sequence[SessionRules], buckets: int = BUCKETS,
+               early: bool = False) -> DataFrame:
+    """The stateful operator over a stream of ``events`` rows: closed sessions (``kind =
+    'session'``), late lines (``'late'``) and, with ``early``, the prefixes of open sessions that
+    grew (``'open'``), in :data:`CUT_SCHEMA`. Event-time watermark and timeouts; a query may
+    have only this one stateful operator."""
+    from pyspark.sql import SparkSession
+    from pyspark.sql import functions as F
+    from pyspark.sql.streaming.state import GroupStateTimeout
+
+    by_system = _check(rules)
+    # The watermark comes from ``ts``. Spark's stateful operator would silently drop rows at or
+    # below it (only a metric counts them); a second watermark on a far-future guard column takes
+    # over that row filter (nothing is ever below it) while the global watermark stays the min,
+    # the one from ``ts``. Our Sessionizer sees every row and sends late ones to ``rejects``.
+    # Two watermarks in one chain need Spark's single-stateful-operator mode (this query has one).
+    SparkSession.active().conf.set("spark.sql.streaming.statefulOperator.allowMultiple", "false")
+    ev = (session_events(events, rules)
+          .withWatermark("ts", _watermark(rules).watermark)
+          .withColumn("_late_guard", F.timestamp_micros(F.lit(_FAR_FUTURE_US)))
+          .withWatermark("_late_guard", "0 seconds"))
+    return _bucketed(ev, buckets).applyInPandasWithState(
+        _stateful(by_system, early), CUT_SCHEMA, STATE_SCHEMA, "append", GroupStateTimeout.EventTimeTimeout)
+
+
 def start_sessions(spark: SparkSession, warehouse: Warehouse, rules: Sequence[SessionRules],
                    trigger: str = "5 seconds", query_name: str = "sessions",
                    starting_version: int = 0, buckets: int = BUCKETS,
@@ -426,26 +463,11 @@ def start_sessions(spark: SparkSession, warehouse: Warehouse, rules: Sequence[Se
     Example:
         >>> q = start_sessions(spark, Warehouse("/data/logad"), [rules_for("hdfs")])  # doctest: +SKIP
     """
-    from pyspark.sql import functions as F
-    from pyspark.sql.streaming.state import GroupStateTimeout
-
     from logad.ingest import REJECTS
     from logad.io.delta import Chain, read_stream, write_stream_tables
 
-    by_system = _check(rules)
-    # The watermark comes from ``ts``. Spark's stateful operator would silently drop rows at or
-    # below it (only a metric counts them); a second watermark on a far-future guard column takes
-    # over that row filter (nothing is ever below it) while the global watermark stays the min,
-    # the one from ``ts``. Our Sessionizer sees every row and sends late ones to ``rejects``.
-    # Two watermarks in one chain need Spark's single-stateful-operator mode (this query has one).
-    spark.conf.set("spark.sql.streaming.statefulOperator.allowMultiple", "false")
-    ev = (session_events(read_stream(spark, warehouse.table("events"), starting_version), rules)
-          .withWatermark("ts", _watermark(rules).watermark)
-          .withColumn("_late_guard", F.timestamp_micros(F.lit(_FAR_FUTURE_US)))
-          .withWatermark("_late_guard", "0 seconds"))
     early = early and score is not None
-    cut = _bucketed(ev, buckets).applyInPandasWithState(
-        _stateful(by_system, early), CUT_SCHEMA, STATE_SCHEMA, "append", GroupStateTimeout.EventTimeTimeout)
+    cut = cut_stream(read_stream(spark, warehouse.table("events"), starting_version), rules, buckets, early)
     outputs = {
         SESSIONS: (warehouse.table(SESSIONS),
                    lambda df: sessions_from_cut(df, read_labels(spark, warehouse))),

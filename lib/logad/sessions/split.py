@@ -57,6 +57,7 @@ class Event(NamedTuple):
     abnormal: bool = False  # WARN/ERROR/FATAL level or an exception: the papers' label rule
     truth: bool | None = None  # ground truth carried by the line itself (BGL/Thunderbird alert)
     task: str = ""  # task kind: "task 4.0 in stage 1.0 (TID 9)" on the start line
+    batch: int = -1  # the micro-batch that read the line (the one-query pipeline resolves ids by it)
 
 
 @dataclass
@@ -133,6 +134,11 @@ def order(ev: Event) -> tuple[int, str, int, int]:
     return (ev.ts, ev.topic, ev.partition, ev.offset)
 
 
+def arrival(ev: Event) -> tuple[str, int, int]:
+    """The order a key's lines were written in, for keys fed by one file (one Kafka partition)."""
+    return (ev.topic, ev.partition, ev.offset)
+
+
 class Sessionizer:
     """The sessions of one key. ``advance`` with new events and the watermark; ``to_state`` and
     ``from_state`` move it in and out of Spark's state store (plain JSON-able values)."""
@@ -152,6 +158,8 @@ class Sessionizer:
         that closed and the events that came too late: at or below what this key already folded,
         or (the stream passes the watermark they arrived under as ``arrived_at_us``) at or below
         that watermark, Spark's own definition of late, which holds for keys whose state is gone."""
+        if self.rules.fold == "arrival":
+            return self._advance_arrival(events, watermark_us), []
         floor = self.final_until if arrived_at_us is None else max(self.final_until, arrived_at_us)
         late = [e for e in events if e.ts <= floor]
         self.pending.extend(e for e in events if e.ts > floor)
@@ -172,6 +180,18 @@ class Sessionizer:
             closed.extend(self._expire(watermark_us))
             self.final_until = watermark_us
         return closed, late
+
+    def _advance_arrival(self, events: list[Event], watermark_us: int) -> list[Session]:
+        """``fold="arrival"``: fold the lines now, in the order the key's file has them; only the
+        deadlines wait for event time (the line that passes them, or the watermark)."""
+        closed: list[Session] = []
+        for ev in sorted(events, key=arrival):
+            closed.extend(self._expire(ev.ts - 1))
+            closed.extend(self._feed(ev))
+            self.final_until = max(self.final_until, ev.ts)
+        closed.extend(self._expire(watermark_us))
+        self.final_until = max(self.final_until, watermark_us)
+        return closed
 
     def close_all(self, reason: str = "end_of_input") -> list[Session]:
         """Fold what is pending regardless of the watermark and close every open session."""
@@ -300,7 +320,7 @@ def summarize(system: str, key: str, s: Session) -> dict[str, Any]:
         "template_ids": [e.template_id for e in ev],
         "event_us": [e.ts for e in ev],
         "topics": [e.topic for e in ev], "partitions": [e.partition for e in ev],
-        "offsets": [e.offset for e in ev],
+        "offsets": [e.offset for e in ev], "event_batches": [e.batch for e in ev],
         "close_reason": s.close_reason, "duplicates": s.duplicates, "shared_events": s.shared,
         "late_events": s.late,
         "rule_label": int(rule_event is not None), "rule_event": rule_event,

@@ -276,6 +276,30 @@ class TemplateStage:
                  sum(1 for r in rows if not r["merged_into"]), len(self._lookup), self.templates_uri,
                  self._done[1], self._done[0], f"; {dropped} lookup rows without a template" if dropped else "")
 
+    def ids_as_of(self, pairs: set[tuple[str, int]]) -> dict[tuple[str, int], str]:
+        """``(masked text, batch id) -> template_id`` that :meth:`apply` gave that masked text's
+        lines in that batch: its template then, following only the generalizations known by the
+        end of that batch's mining (a generalized text's ``first_batch``). For the one-query
+        pipeline, whose sessions keep masked texts until they close (:mod:`logad.pipeline`);
+        batch -1 means now. Every masked text must have been through :meth:`apply`."""
+        out = {}
+        generalized = self.miner.generalized
+        for masked, batch in pairs:
+            text = self._lookup.get(masked)
+            if text is None:
+                raise ConfigError(f"templates: masked text {masked[:80]!r} was never mined in {self.templates_uri}; "
+                                  "the pipeline's state and the templates table disagree (was one of them replaced?)")
+            for _ in range(256):
+                nxt = generalized.get(text) or self._merged.get(text)
+                if nxt is None or nxt == text:
+                    break
+                known = self._known.get(nxt)
+                if batch >= 0 and known is not None and known.first_batch > batch:
+                    break  # generalized after that batch: its lines kept the older id
+                text = nxt
+            out[(masked, batch)] = template_id(text)
+        return out
+
     def current(self) -> dict[str, str]:
         """Template id -> text of the templates in use now (not merged into another)."""
         return {template_id(t): t for t in self._known if self._canonical(t) == t}
