@@ -12,9 +12,10 @@ sends them), timestamps set to the wall clock as each line is produced:
   --hdfs-idle-s of event time: latency = alert received - (its last line produced + idle).
 
 The model is an ATT-GRU trained (--epochs) on a history of the same hosts, pass 0 of both logs,
-cut into sessions by the product; the load replays passes 1, 2, ... Its threshold is the
-validation F1 optimum, so the alerts are what an operator would get: the failed workflows, the
-blocks LogHub labels anomalous (2.4% of HDFS_first20000's), and the model's false alarms. Every
+cut into sessions by the product; the load replays passes 1, 2, ... Its threshold is an alarm
+budget: the score --alert-share of the held-out history sessions reach, so the alert load is one an
+operator could have (the failed workflows and the blocks LogHub labels anomalous, 2.4% of
+HDFS_first20000's, among them, and false alarms); this bench measures speed, not detection. Every
 alert of a session closed in the measured window counts. Early scoring of open sessions is off
 in both modes, so that an alert is the one on its session's close (--early: on; then a session's
 first alert may come on a prefix, before the line its latency is counted from). ``--query one`` runs ``logad run``'s single query (logad.pipeline);
@@ -45,11 +46,11 @@ from _common import ROOT, free_port
 SPARK_KEY, HDFS_KEY = b"exec1|stderr", b"dn1|hdfs.log"
 
 
-def history_model(tmp: Path, load: Load, epochs: int) -> dict[str, float]:
+def history_model(tmp: Path, load: Load, epochs: int, alert_share: float) -> dict[str, float]:
     """The model the stream scores with, trained on a history of the same hosts: one pass of the
     Spark log (its injected failures labelled by the papers' rule: the ERROR line) and the HDFS
     log (LogHub's labels), cut into sessions by the product (``ingest_files``, the batch
-    sessionizer); an ATT-GRU over windows of both, its threshold the validation F1 optimum.
+    sessionizer); an ATT-GRU over windows of both, its threshold the score --alert-share of the held-out sessions reach.
     Registered as att_gru v1 and promoted."""
     import torch
 
@@ -77,12 +78,29 @@ def history_model(tmp: Path, load: Load, epochs: int) -> dict[str, float]:
                     for part in (seqs[:cut], seqs[cut:]))
     result = fit(ModelConfig(vocab_size=tv.size), TrainConfig(epochs=epochs, batch_size=512), train, valid,
                  torch.from_numpy(tv.matrix))
+    # the alarm budget: the threshold that alert_share of the held-out sessions reach (a bench
+    # needs a realistic alert load more than a good model; the product picks the F1 optimum)
+    import numpy as np
+
+    from logad.models.inference import infer
+    from logad.models.windows import pad
+
+    held = [([tv.index(t) for t in ids], y) for ids, y in seqs[cut:]]
+    wins, owner = _windows(held, 10)
+    x, n = pad([w for w, _ in wins])
+    per_window = infer(result.model, x, n)
+    best = np.zeros(len(held))
+    np.maximum.at(best, np.asarray(owner), per_window)
+    result.threshold = float(np.quantile(best, 1.0 - alert_share))
     models = tmp / "wh" / "models"
     save_artifact(models / "att_gru" / "v1" / "model.pt", result, template_ids=tv.ids, vectors=tv.matrix,
                   metrics_={}, word_vectors=tv.word_vectors)
     (models / "att_gru" / "v1" / "model.json").write_text(json.dumps({"job": {"unit": "window", "window": 10}}))
     promote(models, "att_gru", 1)
-    return {"sessions": len(seqs), "anomalous": sum(y for _, y in seqs), "threshold": round(result.threshold, 4)}
+    return {"sessions": len(seqs), "anomalous": sum(y for _, y in seqs), "threshold": round(result.threshold, 4),
+            "held_out_alerted": round(float((best >= result.threshold).mean()), 3),
+            "held_out_recall": round(float(np.mean([b >= result.threshold for b, (_, y) in zip(best, held, strict=True)
+                                                    if y])), 3)}
 
 
 class Load:
@@ -220,7 +238,9 @@ def main() -> None:
     ap.add_argument("--hdfs-share", type=float, default=0.3, help="share of the lines from the HDFS host")
     ap.add_argument("--hdfs-idle-s", type=float, default=5.0, help="an HDFS block closes after this long idle")
     ap.add_argument("--anomalous", type=float, default=0.03, help="share of Spark workflows that fail")
-    ap.add_argument("--epochs", type=int, default=5, help="of the model's training")
+    ap.add_argument("--epochs", type=int, default=20, help="of the model's training")
+    ap.add_argument("--alert-share", type=float, default=0.05,
+                    help="the model's threshold: the score this share of held-out history sessions reach")
     ap.add_argument("--early", action="store_true", help="score open sessions' prefixes too (logad run's default)")
     ap.add_argument("--watermark", default="2 seconds")
     ap.add_argument("--trigger", default="1 second")
@@ -259,7 +279,7 @@ def main() -> None:
              rules_for("hdfs", watermark=a.watermark, idle_s=a.hdfs_idle_s)]
     source = KafkaSource(cfg.bootstrap, subscribe=",".join(topics))
     load = Load(a.rate, a.hdfs_share, a.anomalous)
-    trained = history_model(tmp, load, a.epochs)
+    trained = history_model(tmp, load, a.epochs, a.alert_share)
     stage = ScoreStage(spark, wh, "att_gru", "promoted", None, cfg.bootstrap, alerts)
     received: dict[str, float] = {}  # session key|name -> first alert received
     stop = threading.Event()

@@ -266,7 +266,9 @@ class ScoreStage:
                 .withColumn("phase", F.lit("closed"))
                 .withColumn("alert", F.lit(None).cast("string")))
 
-    def apply(self, batch: DataFrame, batch_id: int, app_id: str) -> DataFrame:
+    def apply(self, batch: DataFrame, batch_id: int, app_id: str, template_ids: set[str] | None = None) -> DataFrame:
+        """Score ``batch`` (see the class); ``template_ids``: every id its sessions hold, when the
+        caller knows them (saves a Spark job)."""
         from pyspark.sql import functions as F
 
         from logad.io.delta import absent
@@ -289,8 +291,20 @@ class ScoreStage:
         if self.once_per_session:
             closed = absent(self.warehouse.table(SCORES), closed)
         batch = closed.unionByName(batch.where(F.col("phase") == "open"))
-        ids = {r[0] for r in batch.select(F.explode("template_ids")).distinct().collect()}
+        import time
+
+        clock = [time.perf_counter()]
+        spent: list[str] = []
+
+        def lap(what: str) -> None:
+            now = time.perf_counter()
+            spent.append(f"{what} {now - clock[0]:.2f}s")
+            clock[0] = now
+
+        ids = template_ids if template_ids is not None else \
+            {r[0] for r in batch.select(F.explode("template_ids")).distinct().collect()}
         vocab, extra, unseen = self._extra(ids)
+        lap("vocabulary")
         unit, window, max_len = job.get("unit", "window"), int(job.get("window", 10)), int(job.get("max_len", 512))
         if cur.detector is not None:
             repeats = False
@@ -311,14 +325,17 @@ class ScoreStage:
                .withColumn("scored_at", F.current_timestamp())).persist()
         self._last = out
         anomalies = out.where("is_anomaly").collect()
+        lap("model")
         if unseen:
             log.info("score batch %d: %d templates unseen in training (a signal in itself)", batch_id, len(unseen))
         decided = self._decide(out, anomalies) if self.producer is not None else []
+        lap("decide")
         if decided:
-            self._alert(decided, vocab, extra, unit, window, max_len, repeats)
+            self._alert(decided, vocab, extra, unit, window, max_len, repeats, lap)
         decisions = {r["session_id"]: d for r, d in decided}
-        log.info("score batch %d: %s v%d, %d anomalies (%d of them open sessions), %d alerts", batch_id, self.name,
-                 cur.version, len(anomalies), sum(r["phase"] == "open" for r in anomalies), len(decisions))
+        log.info("score batch %d: %s v%d, %d anomalies (%d of them open sessions), %d alerts (%s)", batch_id,
+                 self.name, cur.version, len(anomalies), sum(r["phase"] == "open" for r in anomalies), len(decisions),
+                 ", ".join(spent))
         if not decisions:
             return out.withColumn("alert", F.lit(None).cast("string"))
         sent = self.spark.createDataFrame(sorted(decisions.items()), "session_id string, alert string")
@@ -347,7 +364,7 @@ class ScoreStage:
         return sorted(decided, key=lambda rd: rd[0]["session_id"])
 
     def _alert(self, decided: list[tuple[Any, str]], vocab: dict[str, int], extra: np.ndarray | None, unit: str,
-               window: int, max_len: int, repeats: bool) -> None:
+               window: int, max_len: int, repeats: bool, lap: Callable[[str], None] = lambda _: None) -> None:
         from logad.produce import deliver
 
         cur = self.current
@@ -356,12 +373,15 @@ class ScoreStage:
         self._texts_for({t for r in dicts for t in r["template_ids"]})
         tops = (cur.detector.top_events(self.spark, dicts, self.top_k) if cur.detector is not None
                 else top_events(cur.model, vocab, extra, dicts, unit, window, max_len, repeats, self.top_k))
+        lap("top events")
         raw = raw_lines(self.spark, self.warehouse, [(r["topics"][i], r["partitions"][i], r["offsets"][i])
                                                      for r, top in zip(dicts, tops, strict=True) for i, _, _ in top],
                         self.recent)
+        lap("raw lines")
         deliver(self.producer, str(self.alerts_topic), [
             (r["session_id"].encode(), json.dumps(build_alert(cur, r, top, self.texts, decision, raw), default=str).encode())
             for r, (_, decision), top in zip(dicts, decided, tops, strict=True)])
+        lap("send")
         self.alerts_sent += len(decided)
 
 

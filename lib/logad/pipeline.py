@@ -76,24 +76,25 @@ class _Labels:
         return self.frame
 
 
-def resolve_templates(cut: DataFrame, stage: TemplateStage) -> DataFrame:
+def resolve_templates(cut: DataFrame, stage: TemplateStage) -> tuple[DataFrame, set[str]]:
     """``cut`` rows (closed and open sessions) with ``template_ids`` turned from masked texts into
-    the ids their lines got in ``events``: the distinct (masked text, batch) pairs of the rows go
-    to the driver, the answer comes back as one broadcast map."""
+    the ids their lines got in ``events``, and the set of those ids: the distinct (masked text,
+    batch) pairs of the rows go to the driver, the answer comes back as one broadcast map."""
     from pyspark.sql import functions as F
 
     pairs = {(r[0], int(r[1])) for r in cut.where("kind IN ('session', 'open')")
              .select(F.explode(F.arrays_zip("template_ids", "event_batches")).alias("p"))
              .select("p.template_ids", "p.event_batches").distinct().collect()}
     if not pairs:
-        return cut
-    ids = {f"{batch}\x1f{masked}": tid for (masked, batch), tid in stage.ids_as_of(pairs).items()}
+        return cut, set()
+    resolved = stage.ids_as_of(pairs)
+    ids = {f"{batch}\x1f{masked}": tid for (masked, batch), tid in resolved.items()}
     lookup = cut.sparkSession.createDataFrame([(ids,)], "_ids map<string,string>")
     key = F.arrays_zip("template_ids", "event_batches")
     return (cut.crossJoin(F.broadcast(lookup))
             .withColumn("template_ids", F.transform(key, lambda x: F.col("_ids")[F.concat(
                 x["event_batches"].cast("string"), F.lit("\x1f"), x["template_ids"])]))
-            .drop("_ids"))
+            .drop("_ids")), set(resolved.values())
 
 
 def start_pipeline(spark: SparkSession, source: KafkaSource, warehouse: Warehouse, rules: Sequence[SessionRules],
@@ -166,7 +167,7 @@ def start_pipeline(spark: SparkSession, source: KafkaSource, warehouse: Warehous
             records = base.where("_rec IS NOT NULL").select("_rec.*")
             cut = base.where("_cut IS NOT NULL").select("_cut.*")
             t = time.perf_counter()
-            tagged = stage.apply(records, batch_id, app_id)
+            tagged = stage.apply(records, batch_id, app_id, defer_commit=True)
             timings.append(f"templates {time.perf_counter() - t:.2f}s")
             todo: list[tuple[str, str, DataFrame]] = []
             if counts.get("event", 0) + counts.get("reject", 0):
@@ -180,7 +181,7 @@ def start_pipeline(spark: SparkSession, source: KafkaSource, warehouse: Warehous
                              bad[0] if len(bad) == 1 else bad[0].unionByName(bad[1])))
             if counts.get("session") or (early and counts.get("open")):
                 t = time.perf_counter()
-                resolved = resolve_templates(cut, stage)
+                resolved, template_ids = resolve_templates(cut, stage)
                 lab = labels.get()
                 timings.append(f"ids {time.perf_counter() - t:.2f}s")
                 if counts.get("session"):
@@ -190,12 +191,33 @@ def start_pipeline(spark: SparkSession, source: KafkaSource, warehouse: Warehous
                     scored_in = sessions_from_cut(resolved, lab, with_open=early).persist()
                     kept.append(scored_in)
                     score.recent = records.select("topic", "partition", "offset", "host", "source", "line")
-                    scored = score.apply(scored_in, batch_id, app_id)
+                    score.texts.update(stage.texts())  # this batch's new ones are not committed yet
+                    scored = score.apply(scored_in, batch_id, app_id, template_ids)
                     timings.append(f"score {time.perf_counter() - t:.2f}s")
                     for name, (uri, transform) in score_outputs(warehouse, early).items():
                         if counts.get("session" if name == "scores" else "open"):
                             todo.append((name, uri, transform(scored)))
-            write_tables(todo, batch_id, app_id, timings)
+            # the templates commit goes beside the tables: off the alert path, and safe in any order
+            from pyspark import InheritableThread
+
+            failed: list[BaseException] = []
+
+            def commit_templates() -> None:
+                t = time.perf_counter()
+                try:
+                    stage.commit_pending()
+                except BaseException as e:  # raised below, after the tables
+                    failed.append(e)
+                timings.append(f"templates commit {time.perf_counter() - t:.2f}s")
+
+            beside = InheritableThread(commit_templates)
+            beside.start()
+            try:
+                write_tables(todo, batch_id, app_id, timings)
+            finally:
+                beside.join()
+            if failed:
+                raise failed[0]
             log.info("%s batch %d: %s; %.2fs in all", query_name, batch_id, ", ".join(timings),
                      time.perf_counter() - started)
         finally:

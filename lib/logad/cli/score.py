@@ -34,15 +34,17 @@ def add(sub: Any) -> None:
     ex.set_defaults(func=cmd_explain)
 
 
-def model_args(p: argparse.ArgumentParser) -> None:
-    """Which model scores, and where its alerts go (``logad score``, ``logad sessions run --score``)."""
+def model_args(p: argparse.ArgumentParser, kafka: bool = True) -> None:
+    """Which model scores, and where its alerts go (``logad score``, ``logad sessions run --score``;
+    ``kafka`` False: the command already has the Kafka options, the alerts go to that cluster)."""
     from logad.live_scoring import ScoreStage
 
     p.add_argument("--model", default=default(ScoreStage, "model"))
     p.add_argument("--model-version", default=default(ScoreStage, "which"),
                    help="promoted (default, swapped live), latest or N")
     p.add_argument("--models-dir", help="default <warehouse>/models")
-    kafka_args(p, help="Kafka for the alerts")
+    if kafka:
+        kafka_args(p, help="Kafka for the alerts")
     topic = default(ScoreStage, "alerts_topic")
     p.add_argument("--alerts-topic", default=topic, help=f"(default {topic})")
     p.add_argument("--no-alerts", action="store_true", help="only the scores table")

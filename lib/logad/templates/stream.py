@@ -135,6 +135,7 @@ class TemplateStage:
         self._known: dict[str, _Known] = {}  # every template text handed out
         self._merged: dict[str, str] = {}  # generalizations from before the last start
         self._done: tuple[str, int] | None = None  # (app_id, batch_id) of the last commit
+        self._pending: tuple[list[tuple[str, str]], int, str, dict[str, str]] | None = None
         self._load()
         from logad.io.delta import create_small
 
@@ -157,8 +158,11 @@ class TemplateStage:
 
         return df.withColumn("template_id", F.lit(None).cast("string"))
 
-    def apply(self, batch: DataFrame, batch_id: int, app_id: str) -> DataFrame:
-        """``batch`` (with :meth:`columns`) plus ``template_id``, mining and committing first."""
+    def apply(self, batch: DataFrame, batch_id: int, app_id: str, defer_commit: bool = False) -> DataFrame:
+        """``batch`` (with :meth:`columns`) plus ``template_id``, mining and committing first;
+        ``defer_commit``: the tables' commit is left to :meth:`commit_pending`, for a caller that
+        writes it beside its other tables (safe in any order: a batch replayed after a crash is
+        mined again from the last committed state, deterministically, or found committed)."""
         from pyspark.sql import functions as F
 
         when = F.coalesce(F.col("ts"), F.col("kafka_ts")) if "kafka_ts" in batch.columns else F.col("ts")
@@ -182,11 +186,21 @@ class TemplateStage:
                 known.first_seen = _min(known.first_seen, r["first"])
                 known.last_seen = _max(known.last_seen, r["last"])
         if rows and (not replay or mined):
-            self._commit(mined, batch_id, app_id, generalized)
+            commit = (mined, batch_id, app_id, dict(generalized))
+            if defer_commit:
+                self._pending = commit
+            else:
+                self._commit(*commit)
         if not ids:
             return self.schema(batch)
         mapping = self.spark.createDataFrame(list(ids.items()), f"{MASKED} string, template_id string")
         return batch.join(F.broadcast(mapping), MASKED, "left")
+
+    def commit_pending(self) -> None:
+        """Commit what :meth:`apply` left with ``defer_commit`` (nothing when it left nothing)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._commit(*pending)
 
     # -- state --------------------------------------------------------------------------------
 
@@ -299,6 +313,11 @@ class TemplateStage:
                 text = nxt
             out[(masked, batch)] = template_id(text)
         return out
+
+    def texts(self) -> dict[str, str]:
+        """Template id -> text of every template handed out (merged ones too), from memory: what
+        the ``templates`` table holds once this batch is committed."""
+        return {template_id(t): t for t in self._known}
 
     def current(self) -> dict[str, str]:
         """Template id -> text of the templates in use now (not merged into another)."""
