@@ -304,10 +304,11 @@ def main() -> None:
     for t in threads:
         t.start()
     if a.query == "separate":  # the next query reads the table the previous one writes: wait for it
-        while not (tmp / "wh" / "tables" / "events" / "_delta_log").exists():
+        first_commit = Path("_delta_log") / f"{0:020d}.json"
+        while not (tmp / "wh" / "tables" / "events" / first_commit).exists():
             time.sleep(0.5)
         queries.append(start_sessions(spark, wh, rules, trigger=a.trigger, score=stage if a.early else None))
-        while not (tmp / "wh" / "tables" / "sessions" / "_delta_log").exists():
+        while not (tmp / "wh" / "tables" / "sessions" / first_commit).exists():
             time.sleep(0.5)
         if not a.early:
             queries.append(start_scoring(spark, wh, stage, trigger=a.trigger))
