@@ -111,6 +111,13 @@ def score_udf(ref: ModelRef | str, batch_size: int = 4096) -> Any:
         import numpy as np
         import torch
 
+        # as many torch threads as the task has cores (spark.task.cpus): torch's default is every
+        # core of the machine in each of the executor's Python workers, which oversubscribes the
+        # cores the other tasks run on
+        from pyspark import TaskContext
+
+        ctx = TaskContext.get()
+        torch.set_num_threads(max(1, ctx.cpus() if ctx is not None else 1))
         model = load_cached(ref)  # before the first batch: once per task at most
         for xs, lengths, reps in batches:
             if not len(xs):
