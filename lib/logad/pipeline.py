@@ -140,7 +140,7 @@ def start_pipeline(spark: SparkSession, source: KafkaSource, warehouse: Warehous
     # A barrier for the optimizer. The session branch's filters and its many regexes over
     # ``content`` would otherwise be pushed into, and collapsed with, the parsing projection,
     # copying its large expressions into every use: planning ran out of memory. Spark neither
-    # pushes a filter through nor inlines a nondeterministic column; wrapping each column in a
+    # pushes a filter through nor inlines a nondeterministic column; wrapping each column in an
     # always-true nondeterministic condition makes them so, at the cost of one comparison per value.
     opaque = parsed.select(*[F.when(F.spark_partition_id() >= 0, F.col(c)).alias(c) for c in parsed.columns])
     lines = events(opaque, extra=(MASKED,)).withColumn("template_id", F.col(MASKED))
