@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import json
 import os
 import socket
 import uuid
@@ -109,6 +110,22 @@ def produce(bootstrap: str, topic: str, records: Sequence[tuple[int, bytes]],
     for part, value in records:
         send(producer, topic, value, key=value, partition=part)
     assert producer.flush(30) == 0
+
+
+def consume_all(bootstrap: str, topic: str) -> list[dict]:
+    """Every JSON record of partition 0 of ``topic`` (the alerts), read until three polls in a row
+    bring nothing."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "t", "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, 0, 0)])
+    out, idle = [], 0
+    while idle < 3:
+        msgs = c.consume(1000, 1.0)
+        idle = 0 if msgs else idle + 1
+        out += [json.loads(m.value()) for m in msgs if m.error() is None]
+    c.close()
+    return out
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLES, new_topic
+from conftest import SAMPLES, consume_all, new_topic
 
 pytestmark = pytest.mark.slow
 
@@ -54,20 +54,6 @@ def produce_logs(bootstrap: str, topics: tuple[str, str], spark_lines: list[str]
         send(p, topics[1], b"\xff\xfe not utf-8", key=HDFS_KEY)
         send(p, topics[1], b"170609 203518 1 INFO dfs.DataNode: " + b"x" * 300_000, key=HDFS_KEY)
     assert p.flush(30) == 0
-
-
-def consume_all(bootstrap: str, topic: str) -> list[dict]:
-    from confluent_kafka import Consumer, TopicPartition
-
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "t", "enable.auto.commit": False})
-    c.assign([TopicPartition(topic, 0, 0)])
-    out, idle = [], 0
-    while idle < 3:
-        msgs = c.consume(1000, 1.0)
-        idle = 0 if msgs else idle + 1
-        out += [json.loads(m.value()) for m in msgs if m.error() is None]
-    c.close()
-    return out
 
 
 def model_into(models: Path) -> None:

@@ -5,13 +5,12 @@ streaming query; the anomalous blocks come back as alerts on a Kafka topic with 
 from __future__ import annotations
 
 import gzip
-import json
 import re
 from pathlib import Path
 
 import pytest
 
-from conftest import new_topic
+from conftest import consume_all, new_topic
 
 pytestmark = pytest.mark.slow
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
@@ -33,20 +32,6 @@ def split_blocks(tmp: Path) -> tuple[Path, Path, dict[str, int]]:
         for line in gzip.decompress((SAMPLES / "HDFS_blocks600.log.gz").read_bytes()).decode().splitlines():
             (s if labels[BLOCK.search(line).group(0)][0] else t).write(line + "\n")
     return train, stream, {b: y for b, (streamed, y) in labels.items() if streamed}
-
-
-def consume_all(bootstrap: str, topic: str) -> list[dict]:
-    from confluent_kafka import Consumer, TopicPartition
-
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "t", "enable.auto.commit": False})
-    c.assign([TopicPartition(topic, 0, 0)])
-    out, idle = [], 0
-    while idle < 3:
-        msgs = c.consume(1000, 1.0)
-        idle = 0 if msgs else idle + 1
-        out += [json.loads(m.value()) for m in msgs if m.error() is None]
-    c.close()
-    return out
 
 
 @pytest.fixture(scope="module")
