@@ -91,3 +91,18 @@ def reject_share_arg(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--max-reject-share", type=float, default=0.01, metavar="SHARE",
                    help=f"with --once, exit 3 when more than this share of the rows read were rejected "
                         f"({what}; default 0.01)")
+
+
+def rejects_exit(warehouse: Any, a: argparse.Namespace, ran: Any, since: int, what: str) -> int:
+    """The exit code of a streaming command after its run: 3, with the loud line printed, when a
+    ``--once`` run rejected more than ``--max-reject-share`` of what it read (its own rows in
+    ``rejects`` after version ``since``); else 0."""
+    from logad.ingest import check_rejects, rejects_written
+
+    if not a.once:
+        return 0
+    loud = check_rejects(rejects_written(warehouse, a.query_name, since), ran, what, a.max_reject_share)
+    if loud:
+        print(f"ERROR: {loud}")
+        return 3
+    return 0

@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from logad.cli.common import default, kafka_args, pairs, reject_share_arg, spark_args, stream_args
+from logad.cli.common import (
+    default,
+    kafka_args,
+    pairs,
+    reject_share_arg,
+    rejects_exit,
+    spark_args,
+    stream_args,
+)
 
 
 def add(sub: Any) -> None:
@@ -85,9 +93,7 @@ def cmd_ingest(a: argparse.Namespace) -> int:
         EVENTS,
         RAW_LOGS,
         REJECTS,
-        check_rejects,
         rejects_version,
-        rejects_written,
         run,
         start_ingest,
     )
@@ -105,9 +111,4 @@ def cmd_ingest(a: argparse.Namespace) -> int:
     ran = run(query, once=a.once)
     for name in (RAW_LOGS, EVENTS, REJECTS, TEMPLATES):
         print(table_summary(warehouse.table(name)))
-    loud = check_rejects(rejects_written(warehouse, a.query_name, since), ran, "ingest",
-                         a.max_reject_share) if a.once else None
-    if loud:
-        print(f"ERROR: {loud}")
-        return 3
-    return 0
+    return rejects_exit(warehouse, a, ran, since, "ingest")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from logad.cli.common import default, reject_share_arg, stream_args
+from logad.cli.common import default, reject_share_arg, rejects_exit, stream_args
 
 
 def add(sub: Any) -> None:
@@ -35,7 +35,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     from logad.cli.score import score_stage
     from logad.cli.sessions import session_rules
     from logad.config import Warehouse
-    from logad.ingest import check_rejects, rejects_version, rejects_written, run
+    from logad.ingest import rejects_version, run
     from logad.pipeline import start_pipeline, table_counts
     from logad.spark_session import get_spark
 
@@ -55,10 +55,5 @@ def cmd_run(a: argparse.Namespace) -> int:
         print(summary)
     if stage is not None:
         print(f"{stage.alerts_sent} alerts sent" + (f" to {stage.alerts_topic}" if stage.alerts_topic else ""))
-    loud = check_rejects(rejects_written(warehouse, a.query_name, since), ran, "run",
-                         a.max_reject_share) if a.once else None
-    if loud:
-        print(f"ERROR: {loud}")
-        return 3
-    return 0
+    return rejects_exit(warehouse, a, ran, since, "run")
 

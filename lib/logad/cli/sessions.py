@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from logad.cli.common import reject_share_arg, spark_args, stream_args
+from logad.cli.common import reject_share_arg, rejects_exit, spark_args, stream_args
 
 
 def add(sub: Any) -> None:
@@ -90,7 +90,7 @@ def session_rules(a: argparse.Namespace) -> list[Any]:
 def cmd_sessions_run(a: argparse.Namespace) -> int:
     from logad.cli.score import print_scored, score_stage
     from logad.config import Warehouse
-    from logad.ingest import REJECTS, check_rejects, rejects_version, rejects_written, run
+    from logad.ingest import REJECTS, rejects_version, run
     from logad.io.delta import table_summary
     from logad.sessions.spark import SESSIONS, open_sessions, start_sessions
     from logad.spark_session import get_spark
@@ -118,12 +118,7 @@ def cmd_sessions_run(a: argparse.Namespace) -> int:
               "deadlines pass")
     if not any(o["open"] or o["pending"] for o in still.values()):
         print(f"nothing left open in {a.query_name}'s state")
-    loud = check_rejects(rejects_written(warehouse, a.query_name, since), ran, "sessions run",
-                         a.max_reject_share)
-    if loud:
-        print(f"ERROR: {loud}")
-        return 3
-    return 0
+    return rejects_exit(warehouse, a, ran, since, "sessions run")
 
 
 def cmd_sessions_backfill(a: argparse.Namespace) -> int:
