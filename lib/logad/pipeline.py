@@ -56,26 +56,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class _Labels:
-    """The ``labels`` table for :func:`~logad.sessions.spark.with_labels`, read again only when
-    its version moved (a read is a Spark job: not one per micro-batch)."""
-
-    def __init__(self, spark: SparkSession, warehouse: Warehouse) -> None:
-        self.spark, self.uri, self.warehouse = spark, warehouse.table("labels"), warehouse
-        self.version: int | None = None
-        self.frame: DataFrame | None = None
-
-    def get(self) -> DataFrame | None:
-        from logad.io.delta import table_exists, table_version
-        from logad.sessions.spark import read_labels
-
-        version = table_version(self.uri) if table_exists(self.uri) else -1
-        if version != self.version:
-            self.frame = read_labels(self.spark, self.warehouse) if version >= 0 else None
-            self.version = version
-        return self.frame
-
-
 def resolve_templates(cut: DataFrame, stage: TemplateStage) -> tuple[DataFrame, set[str]]:
     """``cut`` rows (closed and open sessions) with ``template_ids`` turned from masked texts into
     the ids their lines got in ``events``, and the set of those ids: the distinct (masked text,
@@ -122,6 +102,7 @@ def start_pipeline(spark: SparkSession, source: KafkaSource, warehouse: Warehous
     from logad.sessions.spark import (
         BATCH_PROPERTY,
         SESSIONS,
+        LabelsCache,
         cut_stream,
         late_rejects,
         sessions_from_cut,
@@ -148,7 +129,7 @@ def start_pipeline(spark: SparkSession, source: KafkaSource, warehouse: Warehous
     # one plan, two branches over the same Kafka offsets: the records, and what the state cut
     both = (parsed.select(F.struct(*parsed.columns).alias("_rec"))
             .unionByName(cut.select(F.struct(*cut.columns).alias("_cut")), allowMissingColumns=True))
-    labels = _Labels(spark, warehouse)
+    labels = LabelsCache(spark, warehouse)
     sc = spark.sparkContext
 
     def write_batch(batch: DataFrame, batch_id: int, app_id: str) -> None:
@@ -198,26 +179,7 @@ def start_pipeline(spark: SparkSession, source: KafkaSource, warehouse: Warehous
                         if counts.get("session" if name == "scores" else "open"):
                             todo.append((name, uri, transform(scored)))
             # the templates commit goes beside the tables: off the alert path, and safe in any order
-            from pyspark import InheritableThread
-
-            failed: list[BaseException] = []
-
-            def commit_templates() -> None:
-                t = time.perf_counter()
-                try:
-                    stage.commit_pending()
-                except BaseException as e:  # raised below, after the tables
-                    failed.append(e)
-                timings.append(f"templates commit {time.perf_counter() - t:.2f}s")
-
-            beside = InheritableThread(commit_templates)
-            beside.start()
-            try:
-                write_tables(todo, batch_id, app_id, timings)
-            finally:
-                beside.join()
-            if failed:
-                raise failed[0]
+            write_tables(todo, batch_id, app_id, timings, beside={"templates commit": stage.commit_pending})
             log.info("%s batch %d: %s; %.2fs in all", query_name, batch_id, ", ".join(timings),
                      time.perf_counter() - started)
         finally:

@@ -216,26 +216,40 @@ def write_once(name: str, uri: str, out: DataFrame, batch_id: int, app_id: str, 
 
 
 def write_tables(todo: list[tuple[str, str, DataFrame]], batch_id: int, app_id: str, timings: list[str],
-                 unique: Mapping[str, str] | None = None) -> None:
+                 unique: Mapping[str, str] | None = None,
+                 beside: Mapping[str, Callable[[], object]] | None = None) -> None:
     """:func:`write_once` each ``(name, uri, rows)`` at the same time, one thread each: every
     write is a Spark job and a commit whose fixed cost (scheduling, the Delta log) dominates a
     small micro-batch, and the tables do not depend on each other (each write is exactly once by
-    itself). Waits for all of them; the first error is raised after."""
+    itself). ``beside``: other commits of the batch (name -> call) to run in threads alongside,
+    timed the same way. Waits for all of them; the first error is raised after."""
     # the scheduler pool, job group and local properties go along to the threads
     from pyspark import InheritableThread
 
     errors: list[BaseException] = []
 
-    def one(name: str, uri: str, out: DataFrame) -> None:
+    def run(job: Callable[[], object]) -> None:
         try:
-            write_once(name, uri, out, batch_id, app_id, timings, unique)
+            job()
         except BaseException as e:  # raised in the batch's thread below
             errors.append(e)
 
-    if len(todo) == 1:
-        write_once(*todo[0], batch_id, app_id, timings, unique)
+    def timed(name: str, call: Callable[[], object]) -> Callable[[], None]:
+        def job() -> None:
+            t = time.perf_counter()
+            call()
+            timings.append(f"{name} {time.perf_counter() - t:.2f}s")
+        return job
+
+    from functools import partial
+
+    jobs: list[Callable[[], object]] = [partial(write_once, name, uri, out, batch_id, app_id, timings, unique)
+                                        for name, uri, out in todo]
+    jobs += [timed(name, call) for name, call in (beside or {}).items()]
+    if len(jobs) == 1:
+        jobs[0]()
         return
-    threads = [InheritableThread(one, args=job) for job in todo]
+    threads = [InheritableThread(run, args=(job,)) for job in jobs]
     for th in threads:
         th.start()
     for th in threads:

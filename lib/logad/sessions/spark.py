@@ -383,6 +383,25 @@ def read_labels(spark: SparkSession, warehouse: Warehouse) -> DataFrame | None:
     return None if table is None else spark.createDataFrame(table)  # from Arrow: an all-null column keeps its type
 
 
+class LabelsCache:
+    """The ``labels`` table for :func:`with_labels`, read again only when its version moved: a
+    read is a Spark job, not something a streaming query should pay every micro-batch."""
+
+    def __init__(self, spark: SparkSession, warehouse: Warehouse) -> None:
+        self.spark, self.uri, self.warehouse = spark, warehouse.table(LABELS), warehouse
+        self.version: int | None = None
+        self.frame: DataFrame | None = None
+
+    def get(self) -> DataFrame | None:
+        from logad.io.delta import table_exists, table_version
+
+        version = table_version(self.uri) if table_exists(self.uri) else -1
+        if version != self.version:
+            self.frame = read_labels(self.spark, self.warehouse) if version >= 0 else None
+            self.version = version
+        return self.frame
+
+
 def _bucketed(ev: DataFrame, buckets: int) -> Any:
     from pyspark.sql import functions as F
 
@@ -467,10 +486,11 @@ def start_sessions(spark: SparkSession, warehouse: Warehouse, rules: Sequence[Se
     from logad.io.delta import Chain, read_stream, write_stream_tables
 
     early = early and score is not None
+    labels = LabelsCache(spark, warehouse)
     cut = cut_stream(read_stream(spark, warehouse.table("events"), starting_version), rules, buckets, early)
     outputs = {
         SESSIONS: (warehouse.table(SESSIONS),
-                   lambda df: sessions_from_cut(df, read_labels(spark, warehouse))),
+                   lambda df: sessions_from_cut(df, labels.get())),
         REJECTS: (warehouse.table(REJECTS), late_rejects),
     }
     chain = None
@@ -478,7 +498,7 @@ def start_sessions(spark: SparkSession, warehouse: Warehouse, rules: Sequence[Se
         from logad.live_scoring import score_outputs
 
         chain = Chain(SESSIONS, score, score_outputs(warehouse, early),
-                      input=(lambda df: sessions_from_cut(df, read_labels(spark, warehouse), with_open=True))
+                      input=(lambda df: sessions_from_cut(df, labels.get(), with_open=True))
                       if early else None)
     # each session once in sessions, whatever other query or re-read wrote it before (the
     # scoring stage skips sessions already scored itself)
