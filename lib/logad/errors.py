@@ -27,6 +27,10 @@ class KafkaSourceError(LogadError):
     """Reading from Kafka failed: unreachable broker, missing topic, bad offsets, data loss."""
 
 
+class HadoopError(LogadError):
+    """The local Hadoop (HDFS and YARN) cannot be started, stopped or reached."""
+
+
 class JarsError(LogadError):
     """The JVM jars (Kafka connector, delta-spark, the broker) cannot be resolved."""
 
@@ -56,7 +60,7 @@ class StopRequested(LogadError):
 
 
 _CLASSES = {c.__name__: c for c in (LogadError, ConfigError, BrokerError, KafkaSourceError,
-                                    JarsError, DeltaError, CheckpointError, ShipError, ClusterError,
+                                    JarsError, HadoopError, DeltaError, CheckpointError, ShipError, ClusterError,
                                     StopRequested)}
 _WRAPPED = re.compile(r"logad\.errors\.(\w+): (.+?)(?:\n|$)")
 

@@ -15,14 +15,26 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from logad.cli import demo, ingest, kafka, lab, models, patterns, run, score, sessions, templates
+from logad.cli import (
+    demo,
+    hadoop,
+    ingest,
+    kafka,
+    lab,
+    models,
+    patterns,
+    run,
+    score,
+    sessions,
+    templates,
+)
 from logad.cli.common import trigger
 from logad.errors import LogadError, explain
 
 __all__ = ["build_parser", "main", "trigger"]
 
 # the order of the commands in --help and in the reference
-GROUPS = (kafka, run, ingest, templates, sessions, models, score, patterns, lab, demo)
+GROUPS = (kafka, run, ingest, templates, sessions, models, score, patterns, lab, hadoop, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
