@@ -86,8 +86,18 @@ class Warehouse:
         return _join(self.root, "tables", name)
 
     def checkpoint(self, query: str) -> str:
-        """The checkpoint location of streaming query ``query``."""
-        return _join(self.root, "checkpoints", query)
+        """The checkpoint location of streaming query ``query`` (with the filesystem's authority
+        filled in, ``hdfs:///x`` -> ``hdfs://nn:8020/x``: Spark's checkpoint manager needs one)."""
+        location = _join(self.root, "checkpoints", query)
+        if "://" in location and not location.startswith("file:"):
+            from logad.io import fs
+
+            return fs.qualified(location)
+        return location
+
+    def models(self, explicit: str | None = None) -> str:
+        """The model registry (:mod:`logad.models.registry`): ``explicit``, else ``<root>/models``."""
+        return explicit or _join(self.root, "models")
 
 
 def _join(root: str, *parts: str) -> str:

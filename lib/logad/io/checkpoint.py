@@ -10,14 +10,9 @@ import json
 import re
 
 from logad.errors import CheckpointError
+from logad.io import fs
 
 _BATCH = re.compile(r"^\d+$")
-
-
-def _fs(uri: str):  # type: ignore[no-untyped-def]
-    import pyarrow.fs as pafs
-
-    return pafs.FileSystem.from_uri(uri if "://" in uri else "file://" + uri)
 
 
 def _source_offset_ok(value: object) -> bool:
@@ -35,13 +30,10 @@ def validate(checkpoint: str, setting: str = "--query-name") -> str | None:
     Raises:
         CheckpointError: naming the broken file and the setting to change.
     """
-    import pyarrow.fs as pafs
-
-    fs, root = _fs(checkpoint)
-    info = fs.get_file_info(root)
-    if info.type == pafs.FileType.NotFound:
+    root = checkpoint
+    if not fs.exists(root):
         return None
-    if info.type != pafs.FileType.Directory:
+    if not fs.is_dir(root):
         raise CheckpointError(f"the checkpoint location {checkpoint} is a file, not a folder: move it "
                               f"aside or run the query under a new {setting}")
 
@@ -52,30 +44,26 @@ def validate(checkpoint: str, setting: str = "--query-name") -> str | None:
             f"under a new {setting} (a new checkpoint)")
 
     query_id = None
-    meta = fs.get_file_info(f"{root}/metadata")
-    if meta.type == pafs.FileType.File:
-        with fs.open_input_stream(f"{root}/metadata") as f:
-            text = f.read().decode("utf-8", "replace")
+    if fs.exists(fs.join(root, "metadata")):
+        text = fs.read_bytes(fs.join(root, "metadata")).decode("utf-8", "replace")
         try:
             query_id = json.loads(text.splitlines()[0])["id"]
         except (ValueError, IndexError, KeyError, TypeError):
             raise broken("metadata", "is not the JSON Spark writes") from None
     for log_dir in ("offsets", "commits"):
-        selector = pafs.FileSelector(f"{root}/{log_dir}", allow_not_found=True)
-        for entry in fs.get_file_info(selector):
-            if not _BATCH.match(entry.base_name):
+        for base_name in fs.listdir(fs.join(root, log_dir)):
+            if not _BATCH.match(base_name):
                 continue
-            with fs.open_input_stream(entry.path) as f:
-                lines = f.read().decode("utf-8", "replace").splitlines()
+            lines = fs.read_bytes(fs.join(root, log_dir, base_name)).decode("utf-8", "replace").splitlines()
             if not lines or not re.fullmatch(r"v\d+", lines[0]):
-                raise broken(f"{log_dir}/{entry.base_name}", "has no version header")
+                raise broken(f"{log_dir}/{base_name}", "has no version header")
             for n, line in enumerate(lines[1:]):
                 if line.strip() and line.strip() != "-":
                     try:
                         value = json.loads(line)
                     except ValueError:
-                        raise broken(f"{log_dir}/{entry.base_name}", "holds a line that is not JSON") from None
+                        raise broken(f"{log_dir}/{base_name}", "holds a line that is not JSON") from None
                     if log_dir == "offsets" and n > 0 and not _source_offset_ok(value):
-                        raise broken(f"{log_dir}/{entry.base_name}",
+                        raise broken(f"{log_dir}/{base_name}",
                                      f"holds a Kafka offset that is not a whole number: {line.strip()[:120]}")
     return query_id

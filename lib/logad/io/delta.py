@@ -5,16 +5,17 @@ micro-batch (the Delta sink keys commits on the query id, ``foreachBatch`` write
 ``txnAppId``/``txnVersion``). Small driver-side tables are written whole
 (:func:`write_small`: ``templates`` is replaced per batch) or merged by key (:func:`merge_small`).
 
-A few read-only helpers (:func:`table_exists`, :func:`table_version`, :func:`table_summary`) read
-the Delta log with delta-rs instead, without a SparkSession, so the CLI can answer about a table
-without starting Spark (docs/native-stack.md has the measurement).
+A few read-only helpers (:func:`table_exists`, :func:`table_version`, :func:`rows_added`) read
+the Delta log's files themselves through :mod:`logad.io.fs`, on any Hadoop filesystem and without a
+SparkSession for a local table, so the CLI can answer about a table without starting Spark
+(docs/native-stack.md has the measurement); :func:`table_summary` and :func:`committed_version`
+use delta-rs on a local disk.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import threading
 import time
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from logad.errors import DeltaError, StopRequested
 from logad.io import checkpoint as ckpt
+from logad.io import fs
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -384,28 +386,46 @@ def _missing(e: BaseException) -> bool:
     return False
 
 
-def table_exists(table_uri: str) -> bool:
-    """Whether a Delta table is at ``table_uri``."""
-    from deltalake import DeltaTable
+_CHECKPOINT_INTERVAL = 10  # Delta's default checkpointInterval: the probes past _last_checkpoint
 
-    return bool(DeltaTable.is_deltatable(table_uri))
+
+def _log_dir(table_uri: str) -> str:
+    return fs.join(table_uri, "_delta_log")
+
+
+def table_exists(table_uri: str) -> bool:
+    """Whether a Delta table is at ``table_uri`` (a ``_delta_log`` holding a commit or a
+    checkpoint), on any Hadoop filesystem."""
+    return any(n.endswith(".json") and n[:20].isdigit() or ".checkpoint." in n
+               for n in fs.listdir(_log_dir(table_uri))) if fs.is_dir(_log_dir(table_uri)) else False
 
 
 def table_version(table_uri: str) -> int:
-    """The table's latest version (read from the Delta log with delta-rs, no SparkSession)."""
-    from deltalake import DeltaTable
+    """The table's latest version, read from its ``_delta_log`` (no SparkSession): from
+    ``_last_checkpoint`` on, commit files are probed one by one, so a streaming table's log of
+    thousands of commits is not listed."""
+    log_dir = _log_dir(table_uri)
+    start = None
+    last = fs.join(log_dir, "_last_checkpoint")
+    try:
+        if fs.exists(last):
+            start = int(json.loads(fs.read_text(last))["version"])
+    except (ValueError, KeyError, OSError):
+        start = None
+    if start is None:
+        versions = [int(n[:20]) for n in fs.listdir(log_dir) if n.endswith(".json") and n[:20].isdigit()]
+        if not versions:
+            raise DeltaError(f"no Delta table at {table_uri}")
+        return max(versions)
+    version = start
+    while fs.exists(fs.join(log_dir, f"{version + 1:020d}.json")):
+        version += 1
+    return version
 
-    if not table_exists(table_uri):
-        raise DeltaError(f"no Delta table at {table_uri}")
-    return int(DeltaTable(table_uri).version())
 
-
-def _delta_log(table_uri: str) -> tuple[Any, str]:
-    """The table's file system (pyarrow) and the path of its ``_delta_log`` folder on it."""
-    import pyarrow.fs as pafs
-
-    fs, root = pafs.FileSystem.from_uri(table_uri if "://" in table_uri else "file://" + os.path.abspath(table_uri))
-    return fs, f"{root}/_delta_log"
+def _commit(table_uri: str, version: int) -> list[dict[str, Any]]:
+    text = fs.read_text(fs.join(_log_dir(table_uri), f"{version:020d}.json"))
+    return [json.loads(line) for line in text.splitlines() if line]
 
 
 def rows_added(table_uri: str, app_id: str, after_version: int) -> int:
@@ -414,11 +434,9 @@ def rows_added(table_uri: str, app_id: str, after_version: int) -> int:
     read, however large the table). 0 without a table."""
     if not table_exists(table_uri):
         return 0
-    fs, log_dir = _delta_log(table_uri)
     rows = 0
     for version in range(after_version + 1, table_version(table_uri) + 1):
-        with fs.open_input_stream(f"{log_dir}/{version:020d}.json") as f:
-            actions = [json.loads(line) for line in f.read().decode().splitlines() if line]
+        actions = _commit(table_uri, version)
         if any(a.get("txn", {}).get("appId") == app_id for a in actions):
             rows += sum(int(a["commitInfo"].get("operationMetrics", {}).get("numOutputRows", 0))
                         for a in actions if "commitInfo" in a)
@@ -426,10 +444,24 @@ def rows_added(table_uri: str, app_id: str, after_version: int) -> int:
 
 
 def table_summary(table_uri: str) -> dict[str, object]:
-    """Version, row count (from file statistics) and file count, for logs and the CLI."""
+    """Version, row count (from file statistics) and file count, for logs and the CLI: with
+    delta-rs for a local table, with Spark's Delta on other filesystems. No table yet (a query
+    that wrote nothing): version None, 0 files and rows."""
+    if not table_exists(table_uri):
+        return {"table": table_uri, "version": None, "files": 0, "rows": 0}
+    if not fs.is_local(table_uri):
+        from delta.tables import DeltaTable as SparkDeltaTable
+        from pyspark.sql import SparkSession
+
+        from logad.spark_session import get_spark
+
+        spark = SparkSession.getActiveSession() or get_spark("logad-summary")
+        detail: Any = SparkDeltaTable.forPath(spark, table_uri).detail().first()
+        return {"table": table_uri, "version": table_version(table_uri), "files": int(detail["numFiles"]),
+                "rows": read_table(spark, table_uri).count()}
     from deltalake import DeltaTable
 
-    table = DeltaTable(table_uri)
+    table = DeltaTable(fs.local_path(table_uri))
     actions = table.get_add_actions(flatten=True)
     import pyarrow as pa
 
@@ -533,24 +565,20 @@ def _spark_schema(schema: pa.Schema) -> StructType:
 
 def committed_version(table_uri: str, app_id: str) -> int | None:
     """The last ``txnVersion`` (micro-batch id) that application ``app_id`` committed to the
-    table, read from the Delta log's ``txn`` actions; None if it never wrote there."""
-    from deltalake import DeltaTable
-
+    table, read from the Delta log's ``txn`` actions; None if it never wrote there. Local tables
+    are read with delta-rs (which replays checkpoints too); other filesystems from the commits
+    still in the log."""
     if not table_exists(table_uri):
         return None
-    try:
-        return DeltaTable(table_uri).transaction_version(app_id)  # type: ignore[no-any-return]
-    except AttributeError:  # older delta-rs: scan the JSON commits
-        import pyarrow.fs as pafs
+    if fs.is_local(table_uri):
+        from deltalake import DeltaTable
 
-        fs, log_dir = _delta_log(table_uri)
-        best: int | None = None
-        for info in fs.get_file_info(pafs.FileSelector(log_dir)):
-            if not info.path.endswith(".json"):
-                continue
-            with fs.open_input_stream(info.path) as f:
-                for line in f.read().decode().splitlines():
-                    txn = json.loads(line).get("txn") if line else None
-                    if txn and txn.get("appId") == app_id:
-                        best = max(best or 0, int(txn["version"]))
-        return best
+        return DeltaTable(fs.local_path(table_uri)).transaction_version(app_id)  # type: ignore[no-any-return]
+    best: int | None = None
+    for n in fs.listdir(_log_dir(table_uri)):
+        if n.endswith(".json") and n[:20].isdigit():
+            for action in _commit(table_uri, int(n[:20])):
+                txn = action.get("txn")
+                if txn and txn.get("appId") == app_id:
+                    best = max(best or 0, int(txn["version"]))
+    return best

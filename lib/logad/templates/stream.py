@@ -325,13 +325,23 @@ class TemplateStage:
 
 
 def read_templates(uri: str) -> list[dict[str, Any]]:
-    """Every row of the ``templates`` table at ``uri`` (read with delta-rs, no SparkSession),
-    most frequent first."""
-    from deltalake import DeltaTable
-
+    """Every row of the ``templates`` table at ``uri``, most frequent first: read with delta-rs
+    on a local disk (no SparkSession), with the active SparkSession elsewhere."""
     from logad.errors import DeltaError
+    from logad.io import fs
+    from logad.io.delta import table_exists
 
-    if not DeltaTable.is_deltatable(uri):
+    if not table_exists(uri):
         raise DeltaError(f"no templates table at {uri}: run 'logad ingest' first (or check --warehouse)")
-    rows: list[dict[str, Any]] = DeltaTable(uri).to_pyarrow_table().to_pylist()
+    if fs.is_local(uri):
+        from deltalake import DeltaTable
+
+        rows: list[dict[str, Any]] = DeltaTable(fs.local_path(uri)).to_pyarrow_table().to_pylist()
+    else:
+        from pyspark.sql import SparkSession
+
+        from logad.spark_session import get_spark
+
+        spark = SparkSession.getActiveSession() or get_spark("logad-templates")
+        rows = [r.asDict(recursive=True) for r in spark.read.format("delta").load(uri).collect()]
     return sorted(rows, key=lambda r: -r["count"])
