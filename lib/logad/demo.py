@@ -186,7 +186,7 @@ def _model_stages(spark: Any, warehouse: Warehouse, samples: Path, bootstrap: st
     job = TrainJob(system="hdfs", unit="session", epochs=10, batch_size=64, patience=5, num_processes=1,
                    label_sources=(f"hdfs:{LABELS['hdfs']}",))
     summary = run_train(spark, warehouse, job)
-    models = Path(summary["artifact"]).parents[2]
+    models = warehouse.models(job.models_dir)
     promote(models, "att_gru", summary["version"], "logad demo")
     m = summary["metrics"]
     say(f"  att_gru v{summary['version']} on unseen test blocks: P {m['test_precision']:.3f} "
@@ -214,7 +214,7 @@ def _model_stages(spark: Any, warehouse: Warehouse, samples: Path, bootstrap: st
     top = sorted(alerts, key=lambda a: -a["score"])[:3]
     explained = []
     for a in top:
-        _, lines = explain(spark, warehouse, a["session_id"], models_dir=str(models), top_k=3)
+        _, lines = explain(spark, warehouse, a["session_id"], models_dir=models, top_k=3)
         explained.append((a, lines))
         say(f"\n  ALERT {a['key']} score {a['score']:.3f} (threshold {a['threshold']:.3f}), "
               f"{len(lines)} lines, hosts {','.join(a['hosts'])}")

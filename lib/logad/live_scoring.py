@@ -30,7 +30,6 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from logad.config import Warehouse
@@ -58,7 +57,7 @@ class Loaded:
     """The model a batch scores with."""
 
     version: int
-    path: Path
+    path: str
     model: Any
     meta: dict[str, Any]
     job: dict[str, Any]
@@ -70,11 +69,12 @@ class Loaded:
     detector: Any = None  # a Spark-side detector (logad.models.detectors); None: ``model`` is torch
 
 
-def load_version(spark: SparkSession, models_dir: Path, name: str, version: int, path: Path,
+def load_version(spark: SparkSession, models_dir: str, name: str, version: int, path: str,
                  broadcast: bool = True) -> Loaded:
     """A registered version, loaded and checked: a sequence model (``model.pt``: torch, its bytes
     broadcast to the executors) or a Spark-side detector (:mod:`logad.models.detectors`: a count
     detector's Spark ML pipeline, a detector of normal's JSON)."""
+    from logad.io import fs
     from logad.models.detectors import DETECTORS, detector_class
     from logad.models.fit import load_artifact
     from logad.models.registry import info
@@ -86,9 +86,9 @@ def load_version(spark: SparkSession, models_dir: Path, name: str, version: int,
         det = detector_class(kind).load(spark, path, float(summary["threshold"]), kind)
         vocab = {t: i for i, t in enumerate(det.vocabulary)}
         meta: dict[str, Any] = {"threshold": det.threshold, "template_ids": det.vocabulary}
-        digest = hashlib.sha256((path.parent / "model.json").read_bytes()).hexdigest()[:16]
+        digest = hashlib.sha256(fs.read_bytes(fs.join(fs.parent(path), "model.json"))).hexdigest()[:16]
         return Loaded(version, path, None, meta, job, vocab, None, digest, {}, kind, det)
-    data = path.read_bytes()
+    data = fs.read_bytes(path)
     model, meta = load_artifact(path, data=data)
     if len(meta["template_ids"]) + 2 != model.config.vocab_size:
         raise LogadError(f"the model artifact at {path} has {len(meta['template_ids'])} template "
@@ -153,7 +153,7 @@ class ScoreStage:
         # False: score every session given (an evaluation, which writes nothing), not only those
         # that are not in ``scores`` yet
         self.once_per_session = once_per_session
-        self.models_dir = Path(models_dir or Path(warehouse.root) / "models")
+        self.models_dir = warehouse.models(models_dir)
         self.top_k = top_k
         self.alerts_topic = alerts_topic if bootstrap else None
         self.producer = None
@@ -591,7 +591,7 @@ def explain(spark: SparkSession, warehouse: Warehouse, session_id: str, models_d
             raise LogadError(f"session {session_id} has no score in {warehouse.table(SCORES)} and no alerted "
                              f"prefix in {warehouse.table(EARLY_SCORES)}")
         s = row = {**early[0].asDict(), "open": True}
-    root = Path(models_dir or Path(warehouse.root) / "models")
+    root = warehouse.models(models_dir)
     _, path = resolve(root, s["model"], int(s["model_version"]))
     cur = load_version(spark, root, s["model"], int(s["model_version"]), path, broadcast=False)
     job = cur.job

@@ -52,8 +52,8 @@ def test_a_tree_is_trained_registered_served_and_explained(spark, warehouse, cap
     models = Path(wh.root) / "models"
     assert "hdfs v1 (tree)" in out and "promoted" in out
     version, path = resolve(models, "hdfs", "promoted")
-    assert (version, path) == (1, models / "hdfs" / "v1" / "model") and path.is_dir()  # Spark ML's folder
-    summary = json.loads((path.parent / "model.json").read_text())
+    assert (version, path) == (1, str(models / "hdfs" / "v1" / "model")) and Path(path).is_dir()  # Spark ML's folder
+    summary = json.loads((Path(path).parent / "model.json").read_text())
     assert summary["kind"] == "tree" and summary["job"]["model"] == "tree" and promoted(models, "hdfs") == 1
     m = summary["metrics"]
     assert m["test_sessions"] >= 100 and m["test_anomalies"] >= 20 and m["test_f1"] >= 0.9, m

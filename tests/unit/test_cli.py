@@ -74,7 +74,7 @@ def test_the_registry_lists_both_artifact_kinds_and_names_a_missing_one(tmp_path
     (slot / "v4").mkdir()  # a staging leftover without model.json is not a version
     (slot / "v4" / "model.pt").write_bytes(b"x")
     assert registry.versions(tmp_path, "hdfs") == [1, 2]
-    assert registry.resolve(tmp_path, "hdfs", 2) == (2, slot / "v2" / "model")
-    assert registry.resolve(tmp_path, "hdfs", "latest") == (2, slot / "v2" / "model")
+    assert registry.resolve(tmp_path, "hdfs", 2) == (2, str(slot / "v2" / "model"))
+    assert registry.resolve(tmp_path, "hdfs", "latest") == (2, str(slot / "v2" / "model"))
     with pytest.raises(LogadError, match="no model artifact in"):
         registry.resolve(tmp_path, "hdfs", 3)

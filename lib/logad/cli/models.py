@@ -134,7 +134,11 @@ def train_args(tr: argparse.ArgumentParser, pinned: bool = True) -> None:
     tr.add_argument("--false-alarm-rate", type=float, default=d("false_alarm_rate"),
                     help=f"{', '.join(UNSUPERVISED)}: the threshold is the score this share of the held-out "
                     "history sessions reaches")
-    tr.add_argument("--models-dir", help="where versioned models go (default <warehouse>/models)")
+    tr.add_argument("--models-dir", help="where versioned models go (default <warehouse>/models; a path or a "
+                    "Hadoop filesystem URI such as hdfs:///logad/models)")
+    tr.add_argument("--scratch", help="a folder every training process reads and writes with Python: "
+                    "petastorm's cache and the resume checkpoint (default the models folder when it is local, "
+                    "else <tmp>/logad-scratch, which only a one-node cluster shares)")
     tr.add_argument("--no-resume", action="store_true", help="ignore a checkpoint of an interrupted run")
 
 
@@ -160,7 +164,7 @@ def train_job(a: argparse.Namespace) -> TrainJob:
                     max_len=a.max_len,
                     num_processes=a.num_processes, use_gpu=a.use_gpu, label_sources=tuple(a.label_source or ()),
                     labels=a.labels, false_alarm_rate=a.false_alarm_rate, models_dir=a.models_dir,
-                    resume=not a.no_resume)
+                    scratch=a.scratch, resume=not a.no_resume)
 
 
 def cmd_train(a: argparse.Namespace) -> int:
@@ -179,7 +183,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     if a.promote:
         from logad.models.registry import promote
 
-        promote(Path(s["artifact"]).parents[2], s["model"], s["version"], "logad train --promote")
+        promote(Warehouse(a.warehouse).models(job.models_dir), s["model"], s["version"], "logad train --promote")
         print(f"  promoted: {s['model']} v{s['version']} is what 'logad score' uses now")
     if "valid_alarm_rate" in m:
         print(f"  no label read: alarms on {m['valid_alarm_rate']:.2%} of the held-out history "
@@ -219,9 +223,10 @@ def cmd_retrain(a: argparse.Namespace) -> int:
 
 
 def cmd_promote(a: argparse.Namespace) -> int:
+    from logad.config import Warehouse
     from logad.models.registry import info, promote
 
-    root = Path(a.models_dir or Path(a.warehouse) / "models")
+    root = Warehouse(a.warehouse).models(a.models_dir)
     path = promote(root, a.model, a.version, a.reason)
     m = info(root, a.model, a.version).get("metrics", {})
     print(f"{a.model} v{a.version} promoted ({path}); test F1 {m.get('test_f1', float('nan')):.4f}")

@@ -112,14 +112,17 @@ class NormalDetector:
     # -- storage ---------------------------------------------------------------------------------
 
     def save(self, path: str | Path) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps({"kind": self.kind, "state": self.state}))
+        from logad.io import fs
+
+        fs.write_text(str(path), json.dumps({"kind": self.kind, "state": self.state}))
 
     @classmethod
     def load(cls, spark: SparkSession | None, path: str | Path, threshold: float = math.inf,
              kind: str = "") -> NormalDetector:
+        from logad.io import fs
+
         try:
-            doc = json.loads(Path(path).read_text())
+            doc = json.loads(fs.read_text(str(path)))
             kind = kind or doc["kind"]
             state = dict(doc["state"])
         except (OSError, ValueError, KeyError, TypeError) as e:

@@ -7,21 +7,24 @@ registers both and promotes the better), so a name is the detector *slot* a stre
 Promotion is one atomic file replace, so a running ``logad score`` sees the old or the new
 version, never half of one; it checks the file at every micro-batch.
 
+``models_dir`` is a path or a URI of any Hadoop filesystem (``hdfs:///logad/models``): every
+read and write goes through :mod:`logad.io.fs`.
+
 Example:
     >>> promote("/data/logad/models", "att_gru", 3)  # doctest: +SKIP
     >>> resolve("/data/logad/models", "att_gru", "promoted")  # doctest: +SKIP
-    (3, PosixPath('/data/logad/models/att_gru/v3/model.pt'))
+    (3, '/data/logad/models/att_gru/v3/model.pt')
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from logad.errors import LogadError
+from logad.io import fs
 from logad.models.detectors import DETECTORS
 
 PROMOTED = "promoted.json"
@@ -33,54 +36,58 @@ ARTIFACTS = ("model.pt", *dict.fromkeys(d.artifact for d in DETECTORS.values()))
 
 def versions(models_dir: str | Path, name: str) -> list[int]:
     """The registered versions of a model, oldest first (folders with a model.json and an artifact)."""
-    root = Path(models_dir) / name
-    return sorted(int(p.name[1:]) for p in root.glob("v*") if p.name[1:].isdigit() and (p / "model.json").exists()
-                  and any((p / a).exists() for a in ARTIFACTS))
+    root = fs.join(str(models_dir), name)
+    found = []
+    for v in fs.listdir(root):
+        if v.startswith("v") and v[1:].isdigit():
+            inside = set(fs.listdir(fs.join(root, v)))
+            if "model.json" in inside and inside & set(ARTIFACTS):
+                found.append(int(v[1:]))
+    return sorted(found)
 
 
-def artifact(models_dir: str | Path, name: str, version: int) -> Path:
+def artifact(models_dir: str | Path, name: str, version: int) -> str:
     """The artifact of a version: ``model.pt`` (sequence model), ``model/`` (count detector) or
     ``detector.json`` (detector of normal)."""
-    root = Path(models_dir) / name / f"v{version}"
+    root = fs.join(str(models_dir), name, f"v{version}")
+    inside = set(fs.listdir(root))
     for a in ARTIFACTS:
-        if (root / a).exists():
-            return root / a
+        if a in inside:
+            return fs.join(root, a)
     raise LogadError(f"no model artifact in {root} (neither {' nor '.join(ARTIFACTS)})")
 
 
 def info(models_dir: str | Path, name: str, version: int) -> dict[str, Any]:
     """A version's ``model.json``."""
-    path = Path(models_dir) / name / f"v{version}" / "model.json"
-    if not path.exists():
+    path = fs.join(str(models_dir), name, f"v{version}", "model.json")
+    if not fs.exists(path):
         raise LogadError(f"no model {name} v{version} under {models_dir} (no {path})")
-    return dict(json.loads(path.read_text()))
+    return dict(json.loads(fs.read_text(path)))
 
 
 def promoted(models_dir: str | Path, name: str) -> int | None:
     """The promoted version, or None."""
-    path = Path(models_dir) / name / PROMOTED
-    if not path.exists():
+    path = fs.join(str(models_dir), name, PROMOTED)
+    if not fs.exists(path):
         return None
     try:
-        return int(json.loads(path.read_text())["version"])
+        return int(json.loads(fs.read_text(path))["version"])
     except (ValueError, KeyError, TypeError) as e:
         raise LogadError(f"{path} is damaged ({e}); promote a version again") from e
 
 
-def promote(models_dir: str | Path, name: str, version: int, reason: str = "") -> Path:
+def promote(models_dir: str | Path, name: str, version: int, reason: str = "") -> str:
     """Make ``version`` the one the stream scores with (atomic replace)."""
     if version not in versions(models_dir, name):
         raise LogadError(f"no model {name} v{version} under {models_dir}; versions: "
                          f"{versions(models_dir, name) or 'none'}")
-    path = Path(models_dir) / name / PROMOTED
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"version": version, "reason": reason,
-                               "promoted_at": dt.datetime.now(dt.UTC).isoformat()}))
-    os.replace(tmp, path)
+    path = fs.join(str(models_dir), name, PROMOTED)
+    fs.write_text(path, json.dumps({"version": version, "reason": reason,
+                                    "promoted_at": dt.datetime.now(dt.UTC).isoformat()}))
     return path
 
 
-def resolve(models_dir: str | Path, name: str, which: str | int = "promoted") -> tuple[int, Path]:
+def resolve(models_dir: str | Path, name: str, which: str | int = "promoted") -> tuple[int, str]:
     """``promoted``, ``latest`` or a version number -> (version, artifact path)."""
     if which == "promoted":
         v = promoted(models_dir, name)

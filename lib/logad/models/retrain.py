@@ -37,6 +37,7 @@ import json
 import logging
 import math
 import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -143,7 +144,7 @@ def score_sessions(spark: SparkSession, warehouse: Warehouse, models_dir: str | 
         stage.close()
 
 
-def evaluate_version(spark: SparkSession, warehouse: Warehouse, models_dir: Path, model: str, version: int,
+def evaluate_version(spark: SparkSession, warehouse: Warehouse, models_dir: str, model: str, version: int,
                      sessions: DataFrame) -> dict[str, float]:
     """A registered version's P/R/F1/AUC on ``sessions``, at its own threshold."""
     from logad.models.train_job import _labelled_metrics
@@ -153,15 +154,17 @@ def evaluate_version(spark: SparkSession, warehouse: Warehouse, models_dir: Path
     return _labelled_metrics(pdf, float(pdf["threshold"].iloc[0])) if not pdf.empty else {}
 
 
-def tracking_uri(models_dir: Path, uri: str | None) -> str:
+def tracking_uri(models_dir: str, uri: str | None) -> str:
     """``uri``, else ``$MLFLOW_TRACKING_URI``, else a SQLite store next to the models."""
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
-    if "://" in str(models_dir):
+    from logad.io import fs
+
+    if not fs.is_local(models_dir):
         raise ConfigError(f"the models are at {models_dir}, where no SQLite MLflow store can live: give "
                           "--mlflow-uri (an MLflow server, or sqlite:///a/local/file.db)")
-    return f"sqlite:///{Path(models_dir).absolute() / 'mlflow.db'}"
+    return f"sqlite:///{Path(fs.local_path(models_dir)).absolute() / 'mlflow.db'}"
 
 
 def _mlflow() -> Any:
@@ -261,7 +264,7 @@ def run_retrain(spark: SparkSession, warehouse: Warehouse, job: TrainJob, rule: 
                           "(use 'logad train --version N' to train on a pinned one)")
     kinds = tuple(dict.fromkeys(kinds or (job.model,)))
     name = job.name or (job.model if len(kinds) == 1 else job.system)
-    models_dir = Path(job.models_dir or Path(warehouse.root) / "models")
+    models_dir = warehouse.models(job.models_dir)
     uri = tracking_uri(models_dir, mlflow_uri)
     _mlflow()  # fail before hours of training, not after
     jobs = [replace(job, model=k, name=name) for k in kinds]  # each kind is checked before any trains
@@ -305,10 +308,14 @@ def run_retrain(spark: SparkSession, warehouse: Warehouse, job: TrainJob, rule: 
         "candidates": [{"kind": t["kind"], "version": t["version"], "metrics": m} for t, m in scored],
         "candidate_metrics": cand_m, "current_metrics": cur_m, "candidate": candidate,
     }
-    report["mlflow"] = record(uri, experiment or f"logad-{name}-{job.system}",
-                              registered_model or f"logad-{name}-{job.system}", report,
-                              Path(candidate["artifact"]).parent)
-    (Path(candidate["artifact"]).parent / "retrain.json").write_text(json.dumps(report, indent=2, default=str))
+    from logad.io import fs
+
+    version_dir = fs.parent(candidate["artifact"])
+    with tempfile.TemporaryDirectory(prefix="logad-retrain-") as tmp:  # MLflow logs local files
+        local = fs.get(version_dir, Path(tmp) / "model")
+        report["mlflow"] = record(uri, experiment or f"logad-{name}-{job.system}",
+                                  registered_model or f"logad-{name}-{job.system}", report, local)
+    fs.write_text(fs.join(version_dir, "retrain.json"), json.dumps(report, indent=2, default=str))
     return report
 
 

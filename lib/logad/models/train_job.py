@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from logad.config import Warehouse
 from logad.errors import ConfigError, LogadError
+from logad.io import fs
 
 if TYPE_CHECKING:
     import torch
@@ -85,7 +86,11 @@ class TrainJob:
     label_sources: tuple[str, ...] = ()  # keep sessions labelled by these (e.g. hdfs:<file>); () = all
     labels: str = "use"  # "none": no label is read (only for the unsupervised detectors)
     false_alarm_rate: float = 0.01  # unsupervised detectors: the share of held-out history that alarms
-    models_dir: str | None = None  # default <warehouse>/models
+    models_dir: str | None = None  # default <warehouse>/models; a path or any Hadoop filesystem URI
+    # a folder every training process reads and writes with Python (petastorm's cache and the
+    # resume checkpoint): local disk on one node, a shared mount on a cluster; None: the models
+    # folder when that is local, else <tmp>/logad-scratch
+    scratch: str | None = None
     resume: bool = True
 
     def __post_init__(self) -> None:
@@ -185,9 +190,27 @@ def _file_url(path: str) -> str:
     return path if "://" in path else Path(path).absolute().as_uri()
 
 
-def _next_version(root: Path) -> int:
-    taken = [int(p.name[1:]) for p in root.glob("v*") if p.name[1:].isdigit()]
+def _next_version(root: str) -> int:
+    taken = [int(v[1:]) for v in fs.listdir(root) if v.startswith("v") and v[1:].isdigit()]
     return max(taken, default=0) + 1
+
+
+def scratch_dir(job: TrainJob, models: str) -> Path:
+    """Where the training processes keep petastorm's cache and the resume checkpoint (a local
+    path: torch and petastorm open it with Python on every process)."""
+    if job.scratch:
+        if not fs.is_local(job.scratch):
+            raise ConfigError(f"--scratch {job.scratch}: the training processes open it with Python, so "
+                              "it must be a local or mounted path, the same on every executor")
+        return Path(fs.local_path(job.scratch)).absolute()
+    if fs.is_local(models):
+        return Path(fs.local_path(models)).absolute()
+    import tempfile
+
+    path = Path(tempfile.gettempdir()) / "logad-scratch"
+    log.warning("models on %s: petastorm's cache and the checkpoint go to %s, which only a one-node "
+                "cluster shares; give --scratch a folder every executor mounts", models, path)
+    return path
 
 
 def labelled_sessions(spark: SparkSession, uri: str, version: int, system: str,
@@ -271,16 +294,16 @@ def _part_metrics(valid: dict[str, float], test: dict[str, float], prefix: dict[
             **{f"prefix_{k}": v for k, v in prefix.items()}}
 
 
-def _register(root: Path, staging: Path, job: TrainJob, artifact: str, fields: dict[str, Any]) -> dict[str, Any]:
-    """Give a staged model (``staging/<artifact>``) the next version of ``root``: ``model.json``
-    written beside it, then one rename, so a reader of the registry never sees half a version.
-    Returns what ``model.json`` holds."""
+def _register(root: str, staging: str, job: TrainJob, artifact: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """Give a staged model (``staging/<artifact>``, in the registry's filesystem) the next
+    version of ``root``: ``model.json`` written beside it, then one rename, so a reader of the
+    registry never sees half a version. Returns what ``model.json`` holds."""
     n = _next_version(root)
-    final = root / f"v{n}"
-    summary = {"model": job.registered, "kind": job.model, "version": n, "artifact": str(final / artifact),
+    final = fs.join(root, f"v{n}")
+    summary = {"model": job.registered, "kind": job.model, "version": n, "artifact": fs.join(final, artifact),
                "job": asdict(job), **fields}
-    (staging / "model.json").write_text(json.dumps(summary, indent=2, default=str))
-    staging.rename(final)
+    fs.write_text(fs.join(staging, "model.json"), json.dumps(summary, indent=2, default=str))
+    fs.rename(staging, final)
     m = summary["metrics"]
     log.info("%s v%d (%s): test P %.4f R %.4f F1 %.4f AUC %.4f (threshold %.4f) -> %s", job.registered, n,
              job.model, m.get("test_precision", math.nan), m.get("test_recall", math.nan),
@@ -328,10 +351,10 @@ def _train_detector(spark: SparkSession, warehouse: Warehouse, job: TrainJob, pa
         rates["test_alarm_rate"] = float((test["score"] >= detector.threshold).mean()) if len(test) else math.nan
     has_events = parts.where("part = 'test' and label = 1 and label_event is not null").limit(1).count() > 0
     prefix_m = _labelled_metrics(scored(part("test"), prefix=True), detector.threshold) if has_events else {}
-    root = Path(job.models_dir or Path(warehouse.root) / "models") / job.registered
-    root.mkdir(parents=True, exist_ok=True)
-    staging = root / f".staging-{uuid.uuid4().hex[:8]}"
-    detector.save(staging / kind.artifact)
+    root = fs.join(warehouse.models(job.models_dir), job.registered)
+    fs.mkdirs(root)
+    staging = fs.join(root, f".staging-{uuid.uuid4().hex[:8]}")
+    detector.save(fs.join(staging, kind.artifact))
     return _register(root, staging, job, kind.artifact, {
         "data_version": f"{warehouse.table(job.table)}@v{version}", "code_version": code_version(),
         "config": {"kind": job.model, "templates": len(detector.vocabulary), "supervised": kind.supervised,
@@ -405,9 +428,11 @@ def run_train(spark: SparkSession, warehouse: Warehouse, job: TrainJob) -> dict[
         return inputs(parts.where(F.col("part") == part), vocab, unit=job.unit, window=job.window,
                       max_len=job.max_len, repeats=job.repeats, prefix=prefix)
 
-    root = Path(job.models_dir or Path(warehouse.root) / "models") / job.registered
-    root.mkdir(parents=True, exist_ok=True)
-    spark.conf.set(SparkDatasetConverter.PARENT_CACHE_DIR_URL_CONF, _file_url(str(root.parent / "_petastorm")))
+    models = warehouse.models(job.models_dir)
+    root = fs.join(models, job.registered)
+    fs.mkdirs(root)
+    scratch = scratch_dir(job, models)
+    spark.conf.set(SparkDatasetConverter.PARENT_CACHE_DIR_URL_CONF, _file_url(str(scratch / "_petastorm")))
     warnings.filterwarnings("ignore", category=FutureWarning, module="petastorm")
     n_files = max(job.num_processes * 2, spark.sparkContext.defaultParallelism)
     train_rows = _deterministic_files(rows("train"), n_files).select("x", "length", "repeats", "label")
@@ -423,7 +448,7 @@ def run_train(spark: SparkSession, warehouse: Warehouse, job: TrainJob) -> dict[
     log.info("%s: %d training %ss (petastorm, %d files), %d validation; %d templates, %d processes%s",
              job.model, len(converter), job.unit, n_files, len(valid), len(tv.ids), job.num_processes,
              " on GPUs" if job.use_gpu else "")
-    checkpoint = root / f"checkpoint-{job.model}-{job.table}-v{version}-{job.system}-seed{job.seed}.pt"
+    checkpoint = scratch / job.registered / f"checkpoint-{job.model}-{job.table}-v{version}-{job.system}-seed{job.seed}.pt"
     if not job.resume and checkpoint.exists():
         checkpoint.unlink()
     train = TrainConfig(epochs=job.epochs, batch_size=job.batch_size, lr=job.lr, patience=job.patience,
@@ -436,25 +461,36 @@ def run_train(spark: SparkSession, warehouse: Warehouse, job: TrainJob) -> dict[
         converter.delete()
     trained_s = time.perf_counter() - started
 
-    staging = root / f".staging-{uuid.uuid4().hex[:8]}"
-    artifact = staging / "model.pt"
+    import tempfile
+
+    from logad.models.inference import ModelRef, score_inputs
+
     data_version = f"{warehouse.table(job.table)}@v{version}"
     commit = code_version()
+    with tempfile.TemporaryDirectory(prefix="logad-model-") as tmp:
+        artifact = Path(tmp) / "model.pt"
 
-    def save(metrics_: dict[str, float]) -> None:
-        save_artifact(artifact, result, metrics_=metrics_, template_ids=tv.ids, vectors=tv.matrix,
-                      word_vectors=tv.word_vectors, data_version=data_version, code_version=commit)
+        def save(metrics_: dict[str, float]) -> bytes:
+            save_artifact(artifact, result, metrics_=metrics_, template_ids=tv.ids, vectors=tv.matrix,
+                          word_vectors=tv.word_vectors, data_version=data_version, code_version=commit)
+            return artifact.read_bytes()
 
-    save({})  # scored below by the stream's UDF
-    from logad.models.inference import score_inputs
-
-    valid_m, result.threshold = _session_metrics(score_inputs(rows("valid"), str(artifact)))
-    test_m, _ = _session_metrics(score_inputs(rows("test"), str(artifact)), result.threshold)
-    has_events = parts.where("part = 'test' and label = 1 and label_event is not null").limit(1).count() > 0
-    prefix_m = (_session_metrics(score_inputs(rows("test", prefix=True), str(artifact)), result.threshold)[0]
-                if has_events else {})
-    metrics_ = _part_metrics(valid_m, test_m, prefix_m)
-    save(metrics_)
+        # scored by the stream's UDF, the model's bytes broadcast (the executors need no path to it)
+        data = spark.sparkContext.broadcast(save({}))
+        ref = ModelRef(f"staged:{uuid.uuid4().hex}", "staged model.pt", data)
+        try:
+            valid_m, result.threshold = _session_metrics(score_inputs(rows("valid"), ref))
+            test_m, _ = _session_metrics(score_inputs(rows("test"), ref), result.threshold)
+            has_events = parts.where("part = 'test' and label = 1 and label_event is not null").limit(1).count() > 0
+            prefix_m = (_session_metrics(score_inputs(rows("test", prefix=True), ref), result.threshold)[0]
+                        if has_events else {})
+        finally:
+            data.destroy()
+        metrics_ = _part_metrics(valid_m, test_m, prefix_m)
+        save(metrics_)
+        staging = fs.join(root, f".staging-{uuid.uuid4().hex[:8]}")
+        fs.mkdirs(staging)
+        fs.put(artifact, fs.join(staging, "model.pt"))
     summary = _register(root, staging, job, "model.pt", {
         "data_version": data_version, "code_version": commit, "config": config.to_dict(),
         "threshold": result.threshold, "best_epoch": result.best_epoch, "history": result.history,
