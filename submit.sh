@@ -6,9 +6,14 @@
 #   JOB                 a file in jobs/ without .py: ingest, ...
 #   --master URL        local[*] (default), spark://host:7077, yarn
 #   --deploy-mode M     client (default) or cluster
-#   --venv FILE.tar.gz  a packed Python environment (venv-pack / conda-pack) shipped with
-#                       --archives and used by the driver and executors; without it the cluster's
-#                       own Python must have logad's dependencies installed
+#   --venv ARCHIVE      a packed Python environment (venv-pack / conda-pack; a local file or a
+#                       URI on the cluster's filesystem) shipped with --archives and used by the
+#                       driver and executors; without it the cluster's own Python must have
+#                       logad's dependencies installed
+#   --venv auto         YARN: pack this checkout's .venv once (cached by what is installed),
+#                       upload it once to the cluster's filesystem and ship that
+#   --no-yarn-archive   YARN: let spark-submit upload Spark's jars for every application instead
+#                       of staging them once as spark.yarn.archive
 #   --cached-jars       pass the connector jars from logad's jar cache (resolved by Ivy once,
 #                       ~/.cache/logad) as --jars instead of spark.jars.packages: no Maven
 #                       lookup at submit time (machines that reached Maven once)
@@ -24,7 +29,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
-master="local[*]"; deploy="client"; venv=""; packages=1; dry=0; confs=()
+master="local[*]"; deploy="client"; venv=""; packages=1; dry=0; confs=(); yarn_archive=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --master) master="$2"; shift 2 ;;
@@ -32,9 +37,10 @@ while [[ $# -gt 0 ]]; do
     --venv) venv="$2"; shift 2 ;;
     --no-packages) packages=0; shift ;;
     --cached-jars) packages=2; shift ;;
+    --no-yarn-archive) yarn_archive=0; shift ;;
     --conf) confs+=(--conf "$2"); shift 2 ;;
     --dry-run) dry=1; shift ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     --) shift; break ;;
     -*) echo "submit.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) job="$1"; shift; [[ "${1:-}" == "--" ]] && shift; break ;;
@@ -75,6 +81,21 @@ fi
 
 args=(--master "$master" --deploy-mode "$deploy" --properties-file "$props" --name "logad-$job"
       --py-files "$build/logad.zip" "${extra[@]}")
+if [[ "$master" == yarn ]]; then
+  [[ -n "${HADOOP_CONF_DIR:-}${YARN_CONF_DIR:-}" ]] || {
+    echo "submit.sh: --master yarn needs HADOOP_CONF_DIR (the cluster's Hadoop configuration; for the" \
+         "local one: eval \"\$(logad hadoop env)\")" >&2; exit 2; }
+  stage() { PYTHONPATH="$here/lib" "$python" -m logad.yarn "$@"; }
+  if [[ $yarn_archive == 1 && $dry == 0 ]] && ! printf '%s\n' "${confs[@]}" | grep -q '^spark\.yarn\.\(archive\|jars\)='; then
+    archive="$(stage jars)" || exit 2
+    args+=(--conf "spark.yarn.archive=$archive")
+  fi
+  if [[ "$venv" == auto ]]; then
+    [[ $dry == 1 ]] && venv="<packed .venv>" || { venv="$(stage env "$here/.venv")" || exit 2; }
+  fi
+elif [[ "$venv" == auto ]]; then
+  echo "submit.sh: --venv auto is for --master yarn; give a packed archive, or none to use $python" >&2; exit 2
+fi
 if [[ -n "$venv" ]]; then
   args+=(--archives "$venv#environment" --conf spark.pyspark.python=./environment/bin/python)
   [[ "$deploy" == cluster ]] && args+=(--conf spark.yarn.appMasterEnv.PYSPARK_PYTHON=./environment/bin/python)
