@@ -34,13 +34,13 @@ demo: $(STAMP)
 	$(BIN)/logad demo
 
 test: $(STAMP)
-	$(BIN)/ruff check lib jobs tests bench notebooks
+	$(BIN)/ruff check lib jobs tests bench notebooks deploy
 	$(BIN)/mypy
 	$(BIN)/mkdocs build --strict --quiet
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)
-	$(BIN)/ruff check lib jobs tests bench notebooks
+	$(BIN)/ruff check lib jobs tests bench notebooks deploy
 	$(BIN)/mypy
 	$(BIN)/python -m pytest tests/unit tests/spark
 
@@ -49,7 +49,7 @@ docs: $(STAMP)
 	$(BIN)/mkdocs build --strict
 
 lint: $(STAMP)
-	$(BIN)/ruff check lib jobs tests bench notebooks
+	$(BIN)/ruff check lib jobs tests bench notebooks deploy
 	$(BIN)/mypy
 
 bench: $(STAMP)

@@ -92,6 +92,18 @@ def toy(n: int, seed: int = 0) -> list:  # type: ignore[type-arg]
 SMALL = dict(vocab_size=8, embed_dim=8, hidden=16, fc=16, dropout=0.0, freeze_embeddings=False)
 
 
+def cron_line() -> str:
+    """The README's crontab line (the one that starts with five schedule fields): checked by
+    tests/unit/test_deploy.py, run on YARN by tests/e2e/test_yarn.py."""
+    import re
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    lines = [ln for ln in readme.read_text().splitlines()
+             if re.match(r"^[\d*/,-]+ [\d*/,-]+ [\d*/,-]+ [\d*/,-]+ [\d*/,-]+\s+\S", ln)]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
 def new_topic(prefix: str = "t") -> str:
     return f"{prefix}.{uuid.uuid4().hex[:10]}"
 
