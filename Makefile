@@ -36,7 +36,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check lib jobs tests bench notebooks deploy
 	$(BIN)/mypy
-	$(BIN)/mkdocs build --strict --quiet
+	$(BIN)/mkdocs build --strict  # not --quiet: it hides the warnings --strict counts
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)
