@@ -25,8 +25,6 @@ promote_it = widget("promote", "no", "Promote the new version (yes/no)") == "yes
 
 # COMMAND ----------
 
-from pathlib import Path
-
 from logad.config import Warehouse
 from logad.models.train_job import TrainJob, run_train
 from logad.spark_session import get_spark
@@ -63,7 +61,7 @@ show(report.loss_curves(summary["history"]), f"{model_kind}_v{summary['version']
 
 from logad.models.retrain import held_out, score_sessions
 
-models_dir = Path(summary["artifact"]).parents[2]
+models_dir = wh.models()
 test = held_out(spark, summary, None)
 scored = score_sessions(spark, wh, models_dir, model_kind, summary["version"], test)
 threshold = float(scored["threshold"].iloc[0])
