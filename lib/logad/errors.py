@@ -12,7 +12,11 @@ import re
 
 
 class LogadError(Exception):
-    """Base class: something the user can act on. The message says what and how."""
+    """Base class: something the user can act on. The message says what and how.
+
+    ``exit_code``: what the command line exits with (2: a setting to fix)."""
+
+    exit_code = 2
 
 
 class ConfigError(LogadError):
@@ -47,6 +51,13 @@ class ShipError(LogadError):
     """The shipper could not deliver records."""
 
 
+class TrainingFailed(LogadError):
+    """Training lost its executors more often than ``spark.logad.train.maxAttempts`` allows. The
+    checkpoint keeps the last finished epoch: the same command again resumes there (exit 3)."""
+
+    exit_code = 3
+
+
 class ClusterError(LogadError):
     """The lab's standalone Spark cluster did not start."""
 
@@ -60,7 +71,7 @@ class StopRequested(LogadError):
 
 
 _CLASSES = {c.__name__: c for c in (LogadError, ConfigError, BrokerError, KafkaSourceError,
-                                    JarsError, HadoopError, DeltaError, CheckpointError, ShipError, ClusterError,
+                                    JarsError, HadoopError, DeltaError, CheckpointError, ShipError, ClusterError, TrainingFailed,
                                     StopRequested)}
 _WRAPPED = re.compile(r"logad\.errors\.(\w+): (.+?)(?:\n|$)")
 

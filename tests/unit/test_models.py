@@ -233,3 +233,25 @@ def test_the_petastorm_reader_seed_is_never_petastorms_no_seed():
 
     seeds = [reader_seed(s, r) for s in range(5) for r in range(8)]
     assert 0 not in seeds and len(set(seeds)) == len(seeds)
+
+
+def test_a_lost_executor_is_told_apart_from_a_rank_error():
+    """The driver's error after a YARN container was killed mid-training (Spark 4.0's text, from
+    tests/e2e/test_yarn.py) is retried; a rank's own Python error is not."""
+    from logad.models.distributed import executor_lost
+
+    spark_text = (
+        "An error occurred while calling o321.collectToPython.\n"
+        ": org.apache.spark.SparkException: Job aborted due to stage failure: Could not recover from a "
+        "failed barrier ResultStage. Most recent failure reason: Stage failed because barrier task "
+        "ResultTask(42, 0) finished unsuccessfully.\n"
+        "ExecutorLostFailure (executor 1 exited caused by one of the running tasks) Reason: Container from "
+        "a bad node: container_1796337908894_0003_01_000002 on host: localhost. Exit status: 137.\n"
+        "\tat org.apache.spark.scheduler.DAGScheduler.failJobAndIndependentStages(DAGScheduler.scala:2935)")
+    lost = executor_lost(RuntimeError(spark_text))
+    assert lost is not None and lost.startswith("ExecutorLostFailure (executor 1 exited")
+    assert "Exit status: 137" in lost
+    rank_error = ("Job aborted due to stage failure: Task 0 in stage 3.0 failed 1 times: "
+                  "org.apache.spark.api.python.PythonException: Traceback ...\nConfigError: checkpoint x is for "
+                  "another model config")
+    assert executor_lost(RuntimeError(rank_error)) is None

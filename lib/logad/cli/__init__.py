@@ -3,7 +3,8 @@ its handlers, which parse, call the library and print.
 
 Logging is configured here (and so for the jobs in ``jobs/``, which call :func:`main`), never in
 the library. A :class:`logad.errors.LogadError` ends the command with its one-line message and
-exit code 2; anything else is a bug: one line and exit 1, the stack with ``-v``.
+its exit code (2: a setting to fix; 3: training lost its executors, rerun to resume); anything
+else is a bug: one line and exit 1, the stack with ``-v``.
 
 ``docs/cli.md`` is generated from this parser (``python -m logad.cli.reference``); a test fails
 when it is out of date.
@@ -57,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except LogadError as e:
         print(f"logad: error: {e}", file=sys.stderr)
-        return 2
+        return e.exit_code
     except Exception as e:
         clear = explain(e)
         if clear is None:
@@ -68,4 +69,4 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "traceback, and please report it)", file=sys.stderr)
             return 1
         print(f"logad: error: {clear}", file=sys.stderr)
-        return 2
+        return clear.exit_code

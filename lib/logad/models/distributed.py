@@ -6,6 +6,11 @@ shard of the examples with DistributedDataParallel (:func:`logad.models.fit.fit`
 rank returns rank 0's weights as the same bytes (:func:`rank0_result`). :func:`train_on_rank` is
 module-level and imports torch inside, so it is safe to ship to workers; it does no I/O.
 
+A lost executor (a killed container, a lost node) fails the whole barrier stage, and Spark never
+runs a barrier ResultStage again; :func:`train_with_distributor` starts the ranks again itself, up
+to ``spark.logad.train.maxAttempts`` (3) times, and they resume from the checkpoint. Past that it
+raises :class:`~logad.errors.TrainingFailed` (exit code 3). A rank's own error is not retried.
+
 Example:
     >>> result = train_with_distributor(spark, ModelConfig(vocab_size=40), TrainConfig(),
     ...                                 train, valid, vectors, num_processes=2)  # doctest: +SKIP
@@ -17,6 +22,8 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from logad.errors import ConfigError, TrainingFailed
+
 if TYPE_CHECKING:
     import numpy as np
     from pyspark.sql import SparkSession
@@ -25,6 +32,30 @@ if TYPE_CHECKING:
     from logad.models.sequence import ModelConfig
 
 log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS_CONF = "spark.logad.train.maxAttempts"
+
+
+def _max_attempts(spark: SparkSession) -> int:
+    value = spark.conf.get(MAX_ATTEMPTS_CONF, "3") or "3"
+    try:
+        attempts = int(value)
+    except ValueError:
+        attempts = 0
+    if attempts < 1:
+        raise ConfigError(f"{MAX_ATTEMPTS_CONF}={value!r}: give a whole number of tries, at least 1")
+    return attempts
+
+
+def executor_lost(e: BaseException) -> str | None:
+    """Spark's one-line reason when ``e`` is a job that failed because an executor was lost (a
+    killed container, a lost node), else None: those are worth running again, other failures
+    (a rank's own error) are not."""
+    for line in str(e).splitlines():
+        at = line.find("ExecutorLostFailure")
+        if at >= 0:
+            return line[at:at + 300].strip()
+    return None
 
 
 def rank0_result(payload: Any) -> bytes:
@@ -108,12 +139,31 @@ def train_with_distributor(spark: SparkSession, config: ModelConfig, train: Trai
 
     if local_mode is None:
         local_mode = (spark.sparkContext.master or "").startswith("local")
+    attempts = _max_attempts(spark)
     log.info("TorchDistributor: %d processes, %s, %s mode", num_processes, "GPU" if use_gpu else "CPU",
              "local" if local_mode else "cluster")
-    blob = TorchDistributor(num_processes=num_processes, local_mode=local_mode, use_gpu=use_gpu).run(
-        train_on_rank, config.to_dict(), asdict(train),
-        examples if hasattr(examples, "batches") else [(e.events, e.label) for e in examples],
-        [(e.events, e.label, e.counts, e.session) for e in valid], None if vectors is None else vectors.tolist())
+    for attempt in range(1, attempts + 1):
+        try:
+            blob = TorchDistributor(num_processes=num_processes, local_mode=local_mode, use_gpu=use_gpu).run(
+                train_on_rank, config.to_dict(), asdict(train),
+                examples if hasattr(examples, "batches") else [(e.events, e.label) for e in examples],
+                [(e.events, e.label, e.counts, e.session) for e in valid],
+                None if vectors is None else vectors.tolist())
+            break
+        except Exception as e:
+            lost = executor_lost(e)
+            if lost is None:
+                raise
+            resume = (f"the checkpoint {train.checkpoint} keeps the last finished epoch"
+                      if train.checkpoint else "there is no checkpoint, so it starts over")
+            if attempt == attempts:
+                raise TrainingFailed(
+                    f"training lost an executor {attempts} time(s), the last: {lost}; {resume}: run the "
+                    "same command again to resume (spark.logad.train.maxAttempts sets the tries)") from e
+            # Spark never retries a barrier ResultStage (it may have committed output), so the
+            # ranks are started again here; each loads the checkpoint rank 0 wrote after an epoch
+            log.warning("training attempt %d of %d lost an executor (%s); starting the ranks again: %s",
+                        attempt, attempts, lost, resume)
     if not isinstance(blob, bytes):
         raise RuntimeError(f"TorchDistributor returned {type(blob).__name__}, not rank 0's result")
     out = pickle.loads(blob)  # noqa: S301 - bytes made by our own ranks in this run
