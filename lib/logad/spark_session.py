@@ -99,11 +99,16 @@ def get_spark(app_name: str = "logad", master: str | None = None,
     spark = SparkSession.getActiveSession()
     if spark is None:
         submitted = SparkConf()  # what spark-submit / spark-defaults.conf already set
-        builder = SparkSession.builder.appName(app_name)
+        builder = SparkSession.builder
+        if not submitted.contains("spark.app.name"):  # spark-submit --name wins (the YARN application's)
+            builder = builder.appName(app_name)
         if master:
             builder = builder.master(master)
-        effective_master = master or submitted.get("spark.master", "local[*]")
-        local = effective_master.startswith("local")
+        # a driver in a YARN container (cluster deploy mode) may not see spark.master yet: it is
+        # never local there, and its connectors came with spark-submit
+        in_cluster = submitted.get("spark.submit.deployMode", "client") == "cluster" or "CONTAINER_ID" in os.environ
+        effective_master = master or submitted.get("spark.master", None) or ("yarn" if in_cluster else "local[*]")
+        local = effective_master.startswith("local") and not in_cluster
         if local:
             # Python data sources are planned in workers started from the PYSPARK_PYTHON
             # environment variable (spark.pyspark.python does not reach them): make it this
