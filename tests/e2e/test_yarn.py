@@ -161,9 +161,9 @@ def test_the_pipeline_runs_on_yarn_with_the_warehouse_on_hdfs(hadoop, broker, sp
     n_sessions = _rows(spark, f"{hdfs_wh}/tables/sessions").count()
 
     # training across two YARN executors (TorchDistributor's cluster mode), the model registered
-    # and promoted on HDFS
-    # an executor's container is killed after the first epoch's checkpoint: Spark retries the
-    # barrier stage on a new executor and the ranks resume from the checkpoint
+    # and promoted on HDFS; an executor's container is killed after the first epoch's checkpoint:
+    # the barrier stage fails, logad starts the ranks again on the executors YARN gives back, and
+    # they resume from the checkpoint
     log = tmp_path / "train.log"
     train = _start(hadoop, "train", "--warehouse", hdfs_wh, "--system", "hdfs", "--unit", "session",
                    "--epochs", "8", "--patience", "8", "--batch-size", "64", "--num-processes", "2", "--promote",
