@@ -99,9 +99,7 @@ def get_spark(app_name: str = "logad", master: str | None = None,
     spark = SparkSession.getActiveSession()
     if spark is None:
         submitted = SparkConf()  # what spark-submit / spark-defaults.conf already set
-        builder = SparkSession.builder
-        if not submitted.contains("spark.app.name"):  # spark-submit --name wins (the YARN application's)
-            builder = builder.appName(app_name)
+        builder = SparkSession.builder.appName(app_name)
         if master:
             builder = builder.master(master)
         # a driver in a YARN container (cluster deploy mode) may not see spark.master yet: it is

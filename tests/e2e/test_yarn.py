@@ -218,7 +218,8 @@ def test_the_pipeline_runs_on_yarn_with_the_warehouse_on_hdfs(hadoop, broker, sp
     assert top["session_id"] in explained and "blk_" in explained
 
     apps = [a for a in _apps(hadoop) if a["name"].startswith("logad-")]
-    assert {a["name"] for a in apps} >= {"logad-ingest", "logad-sessions", "logad-train", "logad-score",
+    # the application is named after the command (get_spark's name wins over submit.sh's --name)
+    assert {a["name"] for a in apps} >= {"logad-ingest", "logad-sessions-backfill", "logad-train", "logad-score",
                                         "logad-retrain"}
     assert all(a["finalStatus"] == "SUCCEEDED" for a in apps), [(a["name"], a["finalStatus"]) for a in apps]
 
