@@ -11,6 +11,7 @@ import gzip
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -60,9 +61,10 @@ def hadoop(tmp_path_factory):
         local.stop(cfg)
 
 
-def _submit(hadoop, job: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+def _submit(hadoop, job: str, *args: str, timeout: int = 600,
+            options: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, HADOOP_CONF_DIR=str(hadoop.conf_dir), SPARK_LOCAL_IP="127.0.0.1")
-    cmd = [str(ROOT / "submit.sh"), "--master", "yarn", "--cached-jars", *EXECUTORS, job, "--", *args]
+    cmd = [str(ROOT / "submit.sh"), "--master", "yarn", "--cached-jars", *EXECUTORS, *options, job, "--", *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, check=False)
     assert proc.returncode == 0, f"{job} failed:\n" + "\n".join(
         ln for ln in proc.stderr.splitlines() if " INFO " not in ln and not ln.startswith("\tat "))[-4000:]
@@ -147,7 +149,17 @@ def test_the_pipeline_runs_on_yarn_with_the_warehouse_on_hdfs(hadoop, broker, sp
     out = _submit(hadoop, "ingest", *kafka, "--warehouse", hdfs_wh, "--once").stdout
     assert "--master yarn" in out and "spark.yarn.archive=hdfs://" in out
     assert main(["sessions", "labels", "--system", "hdfs", "--warehouse", hdfs_wh, labels]) == 0
-    _submit(hadoop, "sessions", "backfill", "--warehouse", hdfs_wh, "--system", "hdfs", "--table", "sessions")
+    # the cut runs Python on the executors (applyInPandas): with the packed .venv that submit.sh
+    # builds, stages and ships with --archives (6 GB with torch's CUDA build: packed, on HDFS and
+    # localized, it needs about 18 GB; with less free disk the executors use this node's Python)
+    packed = shutil.disk_usage(tmp_path).free > 25 * 2**30
+    backfill = _submit(hadoop, "sessions", "backfill", "--warehouse", hdfs_wh, "--system", "hdfs", "--table",
+                       "sessions", options=("--venv", "auto") if packed else (), timeout=1200)
+    if packed:
+        assert re.search(r"--archives hdfs://\S+/user/\w+/\.logad/envs/logad-env-\w+\.tar#environment", backfill.stdout)
+        assert "spark.pyspark.python=./environment/bin/python" in backfill.stdout
+    else:
+        print(f"only {shutil.disk_usage(tmp_path).free / 2**30:.0f} GB free: --venv auto left out")
     assert fs.exists(f"{hdfs_wh}/checkpoints/ingest/offsets/0")
 
     # the same on a file:// warehouse, in this process: the tables match
