@@ -397,7 +397,7 @@ def table_exists(table_uri: str) -> bool:
     """Whether a Delta table is at ``table_uri`` (a ``_delta_log`` holding a commit or a
     checkpoint), on any Hadoop filesystem."""
     return any(n.endswith(".json") and n[:20].isdigit() or ".checkpoint." in n
-               for n in fs.listdir(_log_dir(table_uri))) if fs.is_dir(_log_dir(table_uri)) else False
+               for n in fs.listdir(_log_dir(table_uri)))  # [] without a log folder
 
 
 def table_version(table_uri: str) -> int:
