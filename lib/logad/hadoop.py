@@ -27,7 +27,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -36,6 +35,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from logad.errors import HadoopError
+from logad.io.broker import port_open, running_pid
 
 log = logging.getLogger(__name__)
 
@@ -227,27 +227,7 @@ def log_file(cfg: LocalHadoop, name: str) -> Path:
 
 
 def _read_pid(cfg: LocalHadoop, name: str) -> int | None:
-    try:
-        pid = int(_pid_file(cfg, name).read_text().strip())
-    except (OSError, ValueError):
-        return None
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass
-    return pid
-
-
-def _port_open(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex((host, port)) == 0
+    return running_pid(_pid_file(cfg, name))
 
 
 def _env(cfg: LocalHadoop) -> dict[str, str]:
@@ -290,7 +270,7 @@ def start(cfg: LocalHadoop, wait_s: float = 120.0) -> HadoopStatus:
     for name, main, heap in DAEMONS:
         if _read_pid(cfg, name) is not None:
             continue
-        if name == "namenode" and _port_open(cfg.host, cfg.port):
+        if name == "namenode" and port_open(cfg.host, cfg.port):
             raise HadoopError(f"port {cfg.port} on {cfg.host} is in use by another program; "
                               "stop it or choose another base port (--port)")
         with open(log_file(cfg, name), "ab") as out:

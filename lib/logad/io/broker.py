@@ -84,9 +84,11 @@ def _log_file(cfg: Broker, node: int) -> Path:
     return _node_dir(cfg, node) / "kafka.log"
 
 
-def _read_pid(cfg: Broker, node: int) -> int | None:
+def running_pid(pid_file: Path) -> int | None:
+    """The pid written in ``pid_file`` while that process runs, else None (a child of ours that
+    ended is reaped first). The local broker's and the local Hadoop's daemons keep one each."""
     try:
-        pid = int(_pid_file(cfg, node).read_text().strip())
+        pid = int(pid_file.read_text().strip())
     except (OSError, ValueError):
         return None
     _reap(pid)
@@ -99,7 +101,12 @@ def _read_pid(cfg: Broker, node: int) -> int | None:
     return pid
 
 
-def _port_open(host: str, port: int) -> bool:
+def _read_pid(cfg: Broker, node: int) -> int | None:
+    return running_pid(_pid_file(cfg, node))
+
+
+def port_open(host: str, port: int) -> bool:
+    """Whether something accepts connections on ``host:port``."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
         s.settimeout(0.5)
         return s.connect_ex((host, port)) == 0
@@ -260,7 +267,7 @@ def start_node(cfg: Broker, node: int, classpath: str | None = None) -> int:
         return pid
     client, controller, internal = _ports(cfg, node)
     for port in (client, controller, *((internal,) if cfg.security != "plaintext" else ())):
-        if _port_open(cfg.host, port):
+        if port_open(cfg.host, port):
             raise BrokerError(f"port {port} on {cfg.host} is already in use by another program; "
                               "stop it or choose another base port (--port / Broker.port)")
     classpath = classpath or _classpath()
@@ -376,7 +383,7 @@ def status(cfg: Broker) -> BrokerStatus:
     for n in range(1, cfg.nodes + 1):
         pid = _read_pid(cfg, n)
         port = _ports(cfg, n)[0]
-        up = pid is not None and _port_open(cfg.host, port)
+        up = pid is not None and port_open(cfg.host, port)
         nodes.append(NodeStatus(n, up, pid if up else None, port, str(_log_file(cfg, n))))
     first = nodes[0]
     return BrokerStatus(any(x.running for x in nodes), first.pid, cfg.bootstrap, first.log_file,
