@@ -39,8 +39,7 @@ def default_fs() -> str:
     if not (os.environ.get("HADOOP_CONF_DIR") or os.environ.get("YARN_CONF_DIR")):
         raise ConfigError("HADOOP_CONF_DIR is not set: point it at the cluster's Hadoop configuration "
                           "(for the local one: eval \"$(logad hadoop env)\")")
-    jvm, conf = fs._jvm()
-    return str(conf.get("fs.defaultFS")).rstrip("/")
+    return fs.default_filesystem()
 
 
 def staging_root() -> str:
@@ -49,10 +48,8 @@ def staging_root() -> str:
 
 def _stage(local: Path, uri: str) -> str:
     """Upload ``local`` to ``uri`` unless a file of the same size is there."""
-    if fs.exists(uri):
-        jvm, hfs, path = fs._fs(uri)
-        if int(hfs.getFileStatus(path).getLen()) == local.stat().st_size:
-            return uri
+    if fs.exists(uri) and fs.size(uri) == local.stat().st_size:
+        return uri
     log.warning("uploading %s (%.0f MB) to %s (once)", local.name, local.stat().st_size / 2**20, uri)
     tmp = f"{uri}.uploading"
     fs.delete(tmp)

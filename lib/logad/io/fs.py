@@ -104,6 +104,21 @@ def exists(uri: PathOrUri) -> bool:
     return bool(fs.exists(path))
 
 
+def size(uri: PathOrUri) -> int:
+    """A file's length in bytes."""
+    uri = os.fspath(uri)
+    if is_local(uri):
+        return os.path.getsize(local_path(uri))
+    _, fs, path = _fs(uri)
+    return int(fs.getFileStatus(path).getLen())
+
+
+def default_filesystem() -> str:
+    """``fs.defaultFS`` of the Hadoop configuration in use (``hdfs://nn:8020``)."""
+    _, conf = _jvm()
+    return str(conf.get("fs.defaultFS")).rstrip("/")
+
+
 def is_dir(uri: PathOrUri) -> bool:
     uri = os.fspath(uri)
     if is_local(uri):
@@ -272,6 +287,6 @@ def qualified(uri: PathOrUri) -> str:
     return str(hfs.makeQualified(path).toString())
 
 
-__all__ = ["delete", "exists", "get", "is_dir", "is_local", "join", "listdir", "local_path", "mkdirs",
-           "name", "parent", "put", "qualified", "read_bytes", "read_text", "rename", "write_bytes",
+__all__ = ["default_filesystem", "delete", "exists", "get", "is_dir", "is_local", "join", "listdir", "local_path", "mkdirs",
+           "name", "parent", "put", "qualified", "read_bytes", "read_text", "rename", "size", "write_bytes",
            "write_text"]
