@@ -28,6 +28,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --disable-pip-version-check "$(TORCH)"
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps petastorm==0.13.1 drain3==0.9.11
+	$(BIN)/python -m logad.jvm build  # logad's JVM module (jvm/), with Maven; fetched once when mvn is absent
 	@touch $(STAMP)
 
 demo: $(STAMP)

@@ -79,6 +79,14 @@ print(",".join(jars.resolve(jars.connectors(), purpose="spark-connectors")))')" 
   extra=(--jars "$jars")
 fi
 
+# logad's JVM module (jvm/, the masking scanner), built by Maven on first use; without it the
+# jobs run the same rules as regexes, slower.
+if jvmjar="$(PYTHONPATH="$here/lib" "$python" -m logad.jvm build 2>"$build/jvm-build.log")"; then
+  if [[ ${#extra[@]} -gt 0 ]]; then extra=(--jars "${extra[1]},$jvmjar"); else extra=(--jars "$jvmjar"); fi
+else
+  echo "submit.sh: could not build logad's JVM module (see $build/jvm-build.log); masking runs as regexes" >&2
+fi
+
 args=(--master "$master" --deploy-mode "$deploy" --properties-file "$props" --name "logad-$job"
       --py-files "$build/logad.zip" "${extra[@]}")
 if [[ "$master" == yarn ]]; then

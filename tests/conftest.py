@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import io
 import json
@@ -149,3 +150,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if wrong:
             raise pytest.UsageError(f"{item.nodeid} is in tests/{tier} but uses {sorted(wrong)}: move it "
                                     "to the tier that provides it (tests/spark, tests/e2e)")
+
+
+@functools.cache
+def mask_corpus() -> list[str]:
+    """Masking's test corpus: LogHub 2k's contents (16 systems, original and corrected ground truth), and every bundled
+    sample's raw lines and their contents as the ingest parser cuts them."""
+    from logad.parse.formats import content_of
+
+    records = set(gzip.decompress((SAMPLES / "loghub2k_contents.bin.gz").read_bytes()).decode().split("\0"))
+    formats = {"HDFS": "hdfs", "Spark": "spark", "BGL": "bgl", "Thunderbird": "thunderbird",
+               "Hadoop": "hadoop", "Zookeeper": "zookeeper"}
+    for path in SAMPLES.rglob("*.log.gz"):
+        for line in gzip.decompress(path.read_bytes()).decode(errors="replace").splitlines():
+            records.add(line)
+            fmt = next((f for prefix, f in formats.items() if path.name.startswith(prefix)), None)
+            content = content_of(fmt, line) if fmt else None
+            if content is not None:
+                records.add(content)
+    return sorted(records)

@@ -79,6 +79,20 @@ def connector_conf(submitted: SparkConf, wanted: dict[str, str]) -> dict[str, st
             "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog"}
 
 
+def jvm_conf(submitted: SparkConf, wanted: dict[str, str]) -> dict[str, str]:
+    """``spark.jars`` plus logad's JVM module (:mod:`logad.jvm`, built by Maven on first use) for
+    a session started here; nothing when there is no jar (masking then runs as regexes)."""
+    from logad import jvm
+
+    path = jvm.jar()
+    if path is None:
+        return {}
+    current = wanted.get("spark.jars") or submitted.get("spark.jars", "") or ""
+    if str(path) in current.split(","):
+        return {}
+    return {"spark.jars": ",".join(filter(None, [current, str(path)]))}
+
+
 def get_spark(app_name: str = "logad", master: str | None = None,
               conf: dict[str, str] | None = None) -> SparkSession:
     """Return the active SparkSession, or start one, with the Kafka and Delta connectors.
@@ -116,6 +130,7 @@ def get_spark(app_name: str = "logad", master: str | None = None,
         wanted.update(conf or {})
         if local:
             wanted.update(connector_conf(submitted, wanted))
+            wanted.update(jvm_conf(submitted, wanted))
         for key, value in wanted.items():
             if not submitted.contains(key) or key in (conf or {}):
                 builder = builder.config(key, value)

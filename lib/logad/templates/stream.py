@@ -2,8 +2,8 @@
 
 Per micro-batch (:class:`TemplateStage`, a :class:`logad.io.delta.BatchStage` of the ingest query):
 
-1. On the executors, at JVM speed: ``content`` is masked with ``regexp_replace``
-   (:func:`logad.templates.masking.mask_column`, the same rules the miners use), and the batch is
+1. On the executors, at JVM speed: ``content`` is masked (:func:`logad.templates.masking.mask_column`:
+   one ``logad.jvm.Mask`` call per line, the same rules the miners use), and the batch is
    grouped by masked text: one row per distinct masked text with its line count and time span.
 2. On the driver: each distinct masked text is looked up in a dict (masked text -> template).
    Only texts never seen before go to the miner (Drain or SwissLog), in a fixed order, so the
@@ -148,7 +148,7 @@ class TemplateStage:
         """Adds ``masked`` (null for rejected records): pure Spark SQL, streaming or batch."""
         from pyspark.sql import functions as F
 
-        masked = mask_column(F.coalesce(F.col(self.content), F.lit("")), self.rules)
+        masked = mask_column(F.coalesce(F.col(self.content), F.lit("")), self.rules, self.spark)
         if "reject_reason" in parsed.columns:
             masked = F.when(F.col("reject_reason").isNull(), masked)
         return parsed.withColumn(MASKED, masked)
