@@ -61,3 +61,55 @@ def run_query_once(app: str, start, source, warehouse):  # type: ignore[no-untyp
     query = start(spark, source, warehouse, trigger="0 seconds")
     run(query, once=True)
     return (time.perf_counter() - started, *batch_rates(query))
+
+
+def _descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                kids = [int(x) for x in f.read().split()]
+        except OSError:
+            kids = []
+        out += kids
+        todo += kids
+    return out
+
+
+def _status_kb(pid: int, field: str) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def peak_memory() -> dict[str, int]:
+    """Peak resident memory (MB, the kernel's VmHWM) of this run's processes, read while they are
+    alive: this Python driver, the driver JVM (local mode: the executors run in it), executor JVMs
+    (local-cluster, standalone workers' children) and Python workers. Linux only; {} elsewhere."""
+    import resource
+
+    if not os.path.isdir("/proc/self"):
+        return {}
+    peaks: dict[str, int] = {"driver_python_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}
+    for pid in _descendants(os.getpid()):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "CoarseGrainedExecutorBackend" in cmd:
+            kind = "executor_jvm_peak_mb"
+        elif "org.apache.spark.deploy.SparkSubmit" in cmd or "pyspark-shell" in cmd:
+            kind = "driver_jvm_peak_mb"
+        elif "pyspark.daemon" in cmd or "pyspark.worker" in cmd:
+            kind = "python_worker_peak_mb"
+        else:
+            continue
+        peaks[kind] = max(peaks.get(kind, 0), _status_kb(pid, "VmHWM") // 1024)
+    return peaks

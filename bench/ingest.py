@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, free_port, raw_consume, run_query_once
+from _common import ROOT, free_port, peak_memory, raw_consume, run_query_once
 
 
 def parse_only(sample: list[bytes], n: int) -> float:
@@ -98,6 +98,7 @@ def main() -> None:
             rows = table_summary(warehouse.table(EVENTS))["rows"]
             assert rows == total, f"{engine}: events has {rows} rows, shipped {total}"
         parse_s = parse_only(sample, total)
+        memory = peak_memory()  # before the session ends: its processes are read while alive
     finally:
         broker.stop(cfg)
         shutil.rmtree(work, ignore_errors=True)
@@ -105,7 +106,7 @@ def main() -> None:
     result: dict[str, object] = {
         "bench": "ingest", "lines": total, "files": args.files, "cores": os.cpu_count(),
         "ship_lps": round(total / ship_s), "ceiling_rps": round(total / ceiling_s),
-        "parse_only_lps": round(total / parse_s)}
+        "parse_only_lps": round(total / parse_s), **memory}
     print(f"lines                            {total:>10,}")
     print(f"logad ship (files -> broker)     {result['ship_lps']:>10,} lines/s")
     print(f"ceiling: confluent-kafka consume {result['ceiling_rps']:>10,} rec/s")
@@ -117,6 +118,7 @@ def main() -> None:
         print(f"  inside micro-batches           {in_batches or 0:>10,} lines/s")
         print(f"  warm batches (first excluded)  {warm or 0:>10,} lines/s")
     print(f"header parser alone (no Kafka/Delta){result['parse_only_lps']:>7,} lines/s")
+    print("peak memory (MB): " + ", ".join(f"{k.removesuffix('_peak_mb')} {v:,}" for k, v in memory.items()))
     print(json.dumps(result))
 
 

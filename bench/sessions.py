@@ -23,7 +23,7 @@ import json
 import tempfile
 import time
 
-from _common import ROOT
+from _common import ROOT, peak_memory
 
 
 def build_events(spark, reps: int):  # type: ignore[no-untyped-def]
@@ -110,18 +110,20 @@ def main() -> None:
     secs = sum(p["durationMs"]["triggerExecution"] for p in warm) / 1000
     stream_rate = sum(p["numInputRows"] for p in warm) / secs
     state_rows = max(o.get("numRowsTotal", 0) for p in progress for o in p["stateOperators"])
+    memory = peak_memory()  # before the session ends: its processes are read while alive
 
     result = {"bench": "sessions", "events": n, "keyed_events": n_keyed, "blocks": len(keyed),
               "ceiling_python_events_per_s": round(ceiling), "batch_events_per_s": round(n_keyed / batch_s),
               "stream_events_per_s": round(stream_rate), "stream_batches": len(progress),
               "stream_state_rows_max": state_rows,
               "batch_vs_ceiling": round(n_keyed / batch_s / ceiling, 2),
-              "stream_vs_ceiling": round(stream_rate / ceiling, 2), "cores": 2}
+              "stream_vs_ceiling": round(stream_rate / ceiling, 2), "cores": 2, **memory}
     print(f"{n:,} HDFS events ({n_keyed:,} keyed by {len(keyed):,} blocks), local[2]")
     print(f"{'path':<44}{'events/s':>12}{'vs ceiling':>12}")
     print(f"{'ceiling: Sessionizer in one Python process':<44}{ceiling:>12,.0f}{1:>12.2f}")
     print(f"{'batch: sessionize (applyInPandas)':<44}{n_keyed / batch_s:>12,.0f}{result['batch_vs_ceiling']:>12.2f}")
     print(f"{'stream: applyInPandasWithState, warm batches':<44}{stream_rate:>12,.0f}{result['stream_vs_ceiling']:>12.2f}")
+    print("peak memory (MB): " + ", ".join(f"{k.removesuffix('_peak_mb')} {v:,}" for k, v in memory.items()))
     print(json.dumps(result))
 
 
