@@ -196,8 +196,11 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 def _stateful(by_system: dict[str, SessionRules], early: bool = False):  # type: ignore[no-untyped-def]
     """The ``applyInPandasWithState`` function: one group is a bucket of session keys, its state
-    every key's :class:`Sessionizer` (JSON). Buckets, not keys, because Spark calls Python once
-    per group: one call per HDFS block cost ~10 ms each (measured, ``bench/sessions.py``).
+    every key's :class:`Sessionizer` state with its next deadline (JSON, one string per key).
+    Buckets, not keys, because Spark calls Python once per group: one call per HDFS block cost
+    ~10 ms each (measured, ``bench/sessions.py``). A key without new lines whose deadline is
+    still ahead of the watermark is carried over as its string, not rebuilt: most keys of a
+    bucket, in a batch, are such keys.
     ``early``: every open session that grew in the batch is also emitted as it stands now
     (``kind = 'open'``), for scoring its prefix."""
 
@@ -217,9 +220,17 @@ def _stateful(by_system: dict[str, SessionRules], early: bool = False):  # type:
         keep: dict[str, Any] = {}
         timeouts = []
         for skey in sorted(set(saved) | set(new)):
-            if skey in saved:
-                z = Sessionizer.from_state(rules, skey, saved[skey][0])
-                hosts = set(saved[skey][1])
+            entry = saved.get(skey)
+            due = _due_us(entry)
+            if skey not in new and due is not None and due > watermark_us:
+                # nothing reaches this key in this batch (no line, no deadline, no pending line
+                # becomes final): its state stays as it was, never parsed
+                keep[skey] = entry
+                timeouts.append(due)
+                continue
+            if entry is not None:
+                z = Sessionizer.from_state(rules, skey, _key_state(entry))
+                hosts = set(entry[-1])
             else:
                 z, hosts = Sessionizer(rules, skey), set()
             evs, more = new.get(skey, ([], set()))
@@ -230,7 +241,7 @@ def _stateful(by_system: dict[str, SessionRules], early: bool = False):  # type:
                 rows += _grown(system, skey, z, sorted(hosts))
             timeout = z.next_timeout_us()
             if timeout is not None:
-                keep[skey] = [z.to_state(), sorted(hosts)]
+                keep[skey] = [timeout, json.dumps(z.to_state(), separators=(",", ":")), sorted(hosts)]
                 timeouts.append(timeout)
         if rows:
             yield _frame(rows)
@@ -243,6 +254,22 @@ def _stateful(by_system: dict[str, SessionRules], early: bool = False):  # type:
             state.setTimeoutTimestamp(max(-(-min(timeouts) // 1000) - 1, state.getCurrentWatermarkMs() + 1))
 
     return cut
+
+
+def _due_us(entry: list[Any] | None) -> int | None:
+    """When a key's saved state needs to run again without new lines (its next deadline or
+    pending line), None when unknown (no state, or state written before logad kept it)."""
+    return int(entry[0]) if entry is not None and len(entry) == 3 else None
+
+
+def _key_state(entry: list[Any]) -> dict[str, Any]:
+    """A key's Sessionizer state from its bucket entry: ``[due_us, state JSON, hosts]``, or
+    ``[state, hosts]`` as logad wrote it before (checkpoints from then still load)."""
+    if len(entry) == 3:
+        state: dict[str, Any] = json.loads(entry[1])
+        return state
+    old: dict[str, Any] = entry[0]
+    return old
 
 
 def _current_batch() -> int:
@@ -350,7 +377,7 @@ def open_sessions(spark: SparkSession, checkpoint: str) -> dict[str, dict[str, A
         for pdf in frames:
             for system, blob in zip(pdf["system"], pdf["blob"], strict=True):
                 a = acc.setdefault(system, [0, 0, None])
-                for state, _hosts in json.loads(blob).values():
+                for state in map(_key_state, json.loads(blob).values()):
                     a[0] += len(state["o"])
                     a[1] += len(state["p"])
                     for o in state["o"]:
