@@ -47,16 +47,33 @@ def batch_rates(query) -> tuple[float | None, float | None, list]:  # type: igno
     return rate(batches), rate(batches[1:]), batches
 
 
-def run_query_once(app: str, start, source, warehouse):  # type: ignore[no-untyped-def]
-    """Start a logad streaming query on a local[2] session, run it until caught up.
+def session(app: str, master: str):  # type: ignore[no-untyped-def]
+    """A SparkSession on ``master`` with what logad's local sessions get (the Kafka and Delta
+    connectors, logad's JVM module), also for a ``spark://`` master, whose sessions get nothing
+    from :func:`logad.spark_session.get_spark` (a cluster brings its own)."""
+    from pyspark import SparkConf
+
+    from logad.spark_session import connector_conf, get_spark, jvm_conf
+
+    conf: dict[str, str] = {}
+    if not master.startswith("local"):
+        conf.update(connector_conf(SparkConf(), conf))
+        conf.update(jvm_conf(SparkConf(), conf))
+        conf.update({"spark.executor.memory": "1g", "spark.driver.host": "127.0.0.1",
+                     "spark.sql.session.timeZone": "UTC"})
+    spark = get_spark(app, master=master, conf=conf)
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def run_query_once(app: str, start, source, warehouse, master: str = "local[2]"):  # type: ignore[no-untyped-def]
+    """Start a logad streaming query on a ``master`` session, run it until caught up.
 
     Returns (seconds including query start, rows/s in batches, rows/s in warm batches, batches).
     """
     from logad.ingest import run
-    from logad.spark_session import get_spark
 
-    spark = get_spark(app, master="local[2]")
-    spark.sparkContext.setLogLevel("ERROR")
+    spark = session(app, master)
     started = time.perf_counter()
     query = start(spark, source, warehouse, trigger="0 seconds")
     run(query, once=True)

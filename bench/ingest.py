@@ -58,6 +58,7 @@ def main() -> None:
     ap.add_argument("--lines", type=int, default=400_000)
     ap.add_argument("--files", type=int, default=2, help="files (hosts) shipped in parallel topics")
     ap.add_argument("--max-per-trigger", type=int, default=100_000)
+    ap.add_argument("--master", default="local[2]", help="the query's master (bench/scaleout.py)")
     args = ap.parse_args()
 
     from logad.config import Broker, KafkaSource, Warehouse
@@ -94,7 +95,7 @@ def main() -> None:
             warehouse = Warehouse(str(work / f"wh-{engine}"))
             source = KafkaSource(cfg.bootstrap, subscribe_pattern=r"logs\..*",
                                  starting_offsets="earliest", max_offsets_per_trigger=args.max_per_trigger)
-            legs[engine] = run_query_once("logad-bench-ingest", start_ingest, source, warehouse)
+            legs[engine] = run_query_once("logad-bench-ingest", start_ingest, source, warehouse, args.master)
             rows = table_summary(warehouse.table(EVENTS))["rows"]
             assert rows == total, f"{engine}: events has {rows} rows, shipped {total}"
         parse_s = parse_only(sample, total)
@@ -104,7 +105,7 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
     result: dict[str, object] = {
-        "bench": "ingest", "lines": total, "files": args.files, "cores": os.cpu_count(),
+        "bench": "ingest", "master": args.master, "lines": total, "files": args.files, "cores": os.cpu_count(),
         "ship_lps": round(total / ship_s), "ceiling_rps": round(total / ceiling_s),
         "parse_only_lps": round(total / parse_s), **memory}
     print(f"lines                            {total:>10,}")

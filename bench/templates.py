@@ -26,7 +26,7 @@ import json
 import tempfile
 import time
 
-from _common import ROOT, peak_memory
+from _common import ROOT, peak_memory, session
 
 
 def contents(lines: int) -> list[str]:
@@ -47,21 +47,20 @@ def rate(n: int, fn) -> float:  # type: ignore[no-untyped-def]
     return n / (time.perf_counter() - t)
 
 
-def spark_match(lines: list[str], repeats: int = 3) -> dict[str, object]:
+def spark_match(lines: list[str], repeats: int = 3, master: str = "local[1]") -> dict[str, object]:
     """Lines/s on one Spark core (best of ``repeats`` warm runs): the stream's matching with the
     JVM scanner and with the regexes, and the ceiling; the peak memory of the run."""
     from pyspark.sql import functions as F
 
     from logad.config import Warehouse
-    from logad.spark_session import get_spark
     from logad.templates.ids import template_id
     from logad.templates.masking import mask_column
     from logad.templates.stream import MASKED, TemplateStage
 
-    spark = get_spark("bench-templates", master="local[1]")
-    spark.sparkContext.setLogLevel("ERROR")
+    spark = session("bench-templates", master)
+    parts = 4 * max(1, spark.sparkContext.defaultParallelism)
     df = (spark.createDataFrame([(x,) for x in lines], "content string")
-          .withColumn("ts", F.current_timestamp()).repartition(4).cache())
+          .withColumn("ts", F.current_timestamp()).repartition(parts).cache())
     df.count()
 
     def best(out) -> float:  # type: ignore[no-untyped-def]
@@ -94,7 +93,15 @@ def spark_match(lines: list[str], repeats: int = 3) -> dict[str, object]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=200_000)
+    ap.add_argument("--master", default="local[1]", help="for --stream-only (bench/scaleout.py)")
+    ap.add_argument("--stream-only", action="store_true",
+                    help="only the stream's matching on --master, one JSON line")
     args = ap.parse_args()
+    if args.stream_only:
+        out = spark_match(contents(args.lines), master=args.master)
+        print(json.dumps({"bench": "templates_stream", "master": args.master, "lines": args.lines,
+                          **{k: round(v) if isinstance(v, float) else v for k, v in out.items()}}))
+        return
 
     from logad.templates import make_miner
     from logad.templates.evaluate import drain3_miner
