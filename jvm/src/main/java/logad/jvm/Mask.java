@@ -118,11 +118,18 @@ public final class Mask {
         if (buffers.line.length < n) buffers.line = new char[Math.max(n, 2 * buffers.line.length)];
         s.getChars(0, n, buffers.line, 0);
         int swaps = buffers.swaps;
+        int m = rules(buffers, n);
+        return buffers.swaps == swaps ? s : new String(buffers.line, 0, m);
+    }
+
+    /** Every rule in order over the first n chars of buffers.line; the new length. */
+    private static int rules(Buffers buffers, int n) {
         boolean digits = false, slash = false, colon = false, dot = false, dash = false, under = false,
                 bigB = false, x = false;
         int dashes = 0;
+        char[] line = buffers.line;
         for (int i = 0; i < n; i++) {
-            char c = buffers.line[i];
+            char c = line[i];
             if (c <= '9') {
                 if (c >= '0') digits = true;
                 else if (c == '/') slash = true;
@@ -146,7 +153,7 @@ public final class Mask {
         if (digits && under) m = rule(ID, buffers, m);
         if (digits && bigB) m = rule(SIZE, buffers, m);
         if (digits) m = rule(NUMBER, buffers, m);
-        return buffers.swaps == swaps ? s : new String(buffers.line, 0, m);
+        return m;
     }
 
     /** Per rule: may a match start with this ASCII character. */
