@@ -60,7 +60,9 @@ def session(app: str, master: str):  # type: ignore[no-untyped-def]
         conf.update(connector_conf(SparkConf(), conf))
         conf.update(jvm_conf(SparkConf(), conf))
         conf.update({"spark.executor.memory": "1g", "spark.driver.host": "127.0.0.1",
-                     "spark.sql.session.timeZone": "UTC"})
+                     "spark.sql.session.timeZone": "UTC", "spark.sql.shuffle.partitions": "4",
+                     "spark.driver.extraJavaOptions": "-XX:-DontCompileHugeMethods",
+                     "spark.executor.extraJavaOptions": "-XX:-DontCompileHugeMethods"})
     spark = get_spark(app, master=master, conf=conf)
     spark.sparkContext.setLogLevel("ERROR")
     return spark
@@ -81,17 +83,38 @@ def run_query_once(app: str, start, source, warehouse, master: str = "local[2]")
 
 
 def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (a JVM starts its children from any of its threads, so each
+    thread's children are read)."""
     out, todo = [], [pid]
     while todo:
         p = todo.pop()
+        kids = []
         try:
-            with open(f"/proc/{p}/task/{p}/children") as f:
-                kids = [int(x) for x in f.read().split()]
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    kids += [int(x) for x in f.read().split()]
         except OSError:
-            kids = []
+            pass
         out += kids
         todo += kids
     return out
+
+
+def _executors_of(driver_port: str) -> list[int]:
+    """Executor JVMs anywhere on this machine (a standalone worker's children) that talk to the
+    driver listening on ``driver_port``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "CoarseGrainedExecutorBackend" in cmd and f":{driver_port} " in cmd + " ":
+            found.append(int(entry))
+    return found
 
 
 def _status_kb(pid: int, field: str) -> int:
@@ -108,13 +131,22 @@ def _status_kb(pid: int, field: str) -> int:
 def peak_memory() -> dict[str, int]:
     """Peak resident memory (MB, the kernel's VmHWM) of this run's processes, read while they are
     alive: this Python driver, the driver JVM (local mode: the executors run in it), executor JVMs
-    (local-cluster, standalone workers' children) and Python workers. Linux only; {} elsewhere."""
+    (local-cluster's, and a standalone worker's for this driver) and Python workers (the largest
+    of each kind). Linux only; {} elsewhere."""
     import resource
 
     if not os.path.isdir("/proc/self"):
         return {}
+    from pyspark.sql import SparkSession
+
     peaks: dict[str, int] = {"driver_python_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}
-    for pid in _descendants(os.getpid()):
+    pids = _descendants(os.getpid())
+    spark = SparkSession.getActiveSession()
+    port = spark.sparkContext.getConf().get("spark.driver.port") if spark is not None else None
+    if port:
+        pids += [p for p in _executors_of(port) if p not in pids]
+        pids += [d for p in list(pids) for d in _descendants(p) if d not in pids]
+    for pid in pids:
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace")

@@ -16,7 +16,10 @@ Configurations: ``local[1]`` (the baseline, one core), ``local-cluster[1,1,1024]
 with 2 workers of one core each (``logad.lab.cluster.StandaloneCluster``). On a 2-core machine
 the driver, the broker and the daemons share the two cores with the executors; the report says so.
 
-    .venv/bin/python bench/scaleout.py [--lines 200000] [--skip-ingest]
+    .venv/bin/python bench/scaleout.py [--lines 1000000] [--ingest-lines 200000] [--skip-ingest]
+
+``--lines``: lines per run; with fewer than about a million, the match runs last under a second
+and the per-job fixed cost (scheduling, a fresh executor's JIT) weighs in every figure.
 
 Prints a table and one JSON line.
 """
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -48,22 +52,29 @@ def run(script: str, master: str, *args: str) -> dict[str, object]:
     return result
 
 
+def _key(label: str) -> str:
+    """A configuration's label as a JSON key part: ``local[1]`` -> ``local_1``."""
+    return re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--lines", type=int, default=200_000)
+    ap.add_argument("--lines", type=int, default=1_000_000)
+    ap.add_argument("--ingest-lines", type=int, default=200_000, help="lines per ingest run (4 micro-batches)")
     ap.add_argument("--skip-ingest", action="store_true")
     args = ap.parse_args()
 
     from logad.lab.cluster import StandaloneCluster
 
-    result: dict[str, object] = {"bench": "scaleout", "lines": args.lines, "machine_cores": os.cpu_count()}
+    result: dict[str, object] = {"bench": "scaleout", "lines": args.lines, "ingest_lines": args.ingest_lines,
+                                 "machine_cores": os.cpu_count()}
     rows = []
     with tempfile.TemporaryDirectory(prefix="logad-bench-scaleout-") as tmp, \
             StandaloneCluster(tmp, workers=2, cores=1, memory="2g") as cluster:
         configs = [("local[1]", "local[1]", 1), ("local-cluster 1x1", "local-cluster[1,1,1024]", 1),
                    ("local-cluster 2x1", "local-cluster[2,1,1024]", 2), ("standalone 2 workers x1", cluster.url, 2)]
         for label, master, cores in configs:
-            key = label.replace(" ", "_").replace("-", "_")
+            key = _key(label)
             match = run("templates.py", master, "--stream-only", "--lines", str(args.lines))
             rate = int(match["match_stream_spark_lps"])  # type: ignore[call-overload]
             row = [label, cores, rate, None]
@@ -71,7 +82,8 @@ def main() -> None:
             result[f"match_{key}_per_core"] = round(rate / cores)
             result[f"match_{key}_memory"] = {k: v for k, v in match.items() if k.endswith("_peak_mb")}
             if not args.skip_ingest:
-                ingest = run("ingest.py", master, "--lines", str(args.lines), "--max-per-trigger", str(args.lines // 4))
+                ingest = run("ingest.py", master, "--lines", str(args.ingest_lines),
+                             "--max-per-trigger", str(args.ingest_lines // 4))
                 warm = int(ingest["native_warm_lps"])  # type: ignore[call-overload]
                 row[3] = warm
                 result[f"ingest_{key}_warm_lps"] = warm
@@ -81,7 +93,8 @@ def main() -> None:
             print(f"  {label}: match {rate:,} lines/s" + (f", ingest {row[3]:,} lines/s" if row[3] else ""),
                   flush=True)
     base_match, base_ingest = rows[0][2], rows[0][3]
-    print(f"\n{args.lines:,} lines (HDFS + Spark contents for match; HDFS lines for ingest), {os.cpu_count()} cores")
+    print(f"\nmatch: {args.lines:,} lines (HDFS + Spark contents); ingest: {args.ingest_lines:,} HDFS lines; "
+          f"{os.cpu_count()} cores")
     print(f"{'configuration':<26}{'cores':>6}{'match/s':>12}{'per core':>10}{'vs 1':>7}"
           f"{'ingest/s':>12}{'per core':>10}{'vs 1':>7}")
     for label, cores, rate, warm in rows:
@@ -90,7 +103,7 @@ def main() -> None:
         if warm and base_ingest:
             line += f"{warm:>12,}{warm / cores:>10,.0f}{warm / cores / base_ingest:>7.2f}"
         print(line)
-        key = label.replace(" ", "_").replace("-", "_")
+        key = _key(label)
         result[f"match_{key}_per_core_vs_local1"] = round(ratio, 2)
         if warm and base_ingest:
             result[f"ingest_{key}_per_core_vs_local1"] = round(warm / cores / base_ingest, 2)
