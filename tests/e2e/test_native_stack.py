@@ -54,7 +54,10 @@ def test_connector_jars_resolve_once_and_are_reused_without_the_network(spark, c
     assert any(n.startswith("spark-sql-kafka-0-10_2.13-4.0.0") for n in names)
     assert any(n.startswith("delta-spark_2.13-4.0.0") for n in names)
     assert not any(n.startswith(("scala-library", "hadoop-client")) for n in names)  # pyspark's
-    assert spark.conf.get("spark.jars") == ",".join(first)
+    from logad import jvm
+
+    # the connectors, then logad's own JVM module (built by Maven from jvm/)
+    assert spark.conf.get("spark.jars").split(",") == [*first, str(jvm.jar(build_missing=False))]
 
 
 def test_unreachable_maven_is_one_line_that_names_what_to_set(tmp_path, monkeypatch):
