@@ -61,7 +61,7 @@ def start_ingest(spark: SparkSession, source: KafkaSource, warehouse: Warehouse,
     query = write_stream_tables(read_kafka(spark, source), outputs, warehouse.checkpoint(query_name),
                                 query_name=query_name, trigger=trigger,
                                 prepare=lambda df: stage.columns(parse_records(df, parser)),
-                                stage=stage)
+                                stage=stage, unstaged=(RAW_LOGS, REJECTS))  # neither needs template ids
     log.info("query %s: %s -> %s", query_name, source.subscribe_pattern or source.subscribe,
              ", ".join(uri for uri, _ in outputs.values()))
     return query
@@ -277,7 +277,7 @@ def ingest_files(spark: SparkSession, warehouse: Warehouse, files: dict[str, str
     app = f"logad-files-{uuid.uuid4().hex[:8]}"
     parsed = stage.columns(parse_records(records, parser)).persist()
     tagged = stage.apply(parsed, 0, app).persist()
-    outputs = {EVENTS: events(tagged, extra=("template_id",)), REJECTS: rejects(tagged)}
+    outputs = {EVENTS: events(tagged, extra=("template_id",)), REJECTS: rejects(parsed)}
     if raw:
         outputs[RAW_LOGS] = raw_logs_from_parsed(parsed)
     counts: dict[str, int | None] = {}
