@@ -162,3 +162,9 @@ def peak_memory() -> dict[str, int]:
             continue
         peaks[kind] = max(peaks.get(kind, 0), _status_kb(pid, "VmHWM") // 1024)
     return peaks
+
+
+def memory_line(result: dict[str, object]) -> str:
+    """The ``*_peak_mb`` figures of a result as one report line."""
+    return "peak memory (MB): " + ", ".join(f"{k.removesuffix('_peak_mb')} {v:,}" for k, v in result.items()
+                                            if k.endswith("_peak_mb"))

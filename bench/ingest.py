@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, free_port, peak_memory, raw_consume, run_query_once
+from _common import ROOT, free_port, memory_line, peak_memory, raw_consume, run_query_once
 
 
 def parse_only(sample: list[bytes], n: int) -> float:
@@ -119,7 +119,7 @@ def main() -> None:
         print(f"  inside micro-batches           {in_batches or 0:>10,} lines/s")
         print(f"  warm batches (first excluded)  {warm or 0:>10,} lines/s")
     print(f"header parser alone (no Kafka/Delta){result['parse_only_lps']:>7,} lines/s")
-    print("peak memory (MB): " + ", ".join(f"{k.removesuffix('_peak_mb')} {v:,}" for k, v in memory.items()))
+    print(memory_line(result))
     print(json.dumps(result))
 
 

@@ -23,7 +23,7 @@ import json
 import tempfile
 import time
 
-from _common import ROOT, peak_memory
+from _common import ROOT, memory_line, peak_memory
 
 
 def build_events(spark, reps: int):  # type: ignore[no-untyped-def]
@@ -123,7 +123,7 @@ def main() -> None:
     print(f"{'ceiling: Sessionizer in one Python process':<44}{ceiling:>12,.0f}{1:>12.2f}")
     print(f"{'batch: sessionize (applyInPandas)':<44}{n_keyed / batch_s:>12,.0f}{result['batch_vs_ceiling']:>12.2f}")
     print(f"{'stream: applyInPandasWithState, warm batches':<44}{stream_rate:>12,.0f}{result['stream_vs_ceiling']:>12.2f}")
-    print("peak memory (MB): " + ", ".join(f"{k.removesuffix('_peak_mb')} {v:,}" for k, v in memory.items()))
+    print(memory_line(result))
     print(json.dumps(result))
 
 

@@ -26,7 +26,7 @@ import json
 import tempfile
 import time
 
-from _common import ROOT, peak_memory, session
+from _common import ROOT, memory_line, peak_memory, session
 
 
 def contents(lines: int) -> list[str]:
@@ -147,8 +147,7 @@ def main() -> None:
     print(f"stream matching vs drain3: {result['ratio_match_stream_spark_vs_drain3']}x (no masking), "
           f"{result['ratio_match_stream_vs_drain3_masked']}x (same masking; target 10x); "
           f"{result['ratio_match_stream_vs_regex']}x the regexes; {result['ratio_match_stream_vs_ceiling']}x the ceiling")
-    print("peak memory (MB): " + ", ".join(f"{k.removesuffix('_peak_mb')} {v:,}" for k, v in result.items()
-                                            if k.endswith("_peak_mb")))
+    print(memory_line(result))
     print(json.dumps(result))
 
 

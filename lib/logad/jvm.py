@@ -40,6 +40,11 @@ def source_dir() -> Path | None:
     return SOURCES if (SOURCES / "pom.xml").is_file() else None
 
 
+def _built() -> Path:
+    """Where Maven leaves the jar in a checkout."""
+    return SOURCES / "target" / JAR_NAME
+
+
 def _newest_source(src: Path) -> float:
     files = [src / "pom.xml", *(p for p in (src / "src").rglob("*") if p.is_file())]
     return max(p.stat().st_mtime for p in files)
@@ -86,7 +91,7 @@ def build(force: bool = False) -> Path:
     src = source_dir()
     if src is None:
         raise JarsError(f"logad's JVM sources are not here ({SOURCES}); set LOGAD_JVM_JAR to a built {JAR_NAME}")
-    out = src / "target" / JAR_NAME
+    out = _built()
     if not force and out.is_file() and out.stat().st_mtime >= _newest_source(src):
         return out
     import fcntl
@@ -120,8 +125,7 @@ def jar(build_missing: bool = True) -> Path | None:
     if source_dir() is None:
         return None
     if not build_missing:
-        built = SOURCES / "target" / JAR_NAME
-        return built if built.is_file() else None
+        return _built() if _built().is_file() else None
     try:
         return build()
     except JarsError as e:

@@ -41,8 +41,7 @@ def local_defaults() -> dict[str, str]:
         # Let the JIT compile it too: HotSpot leaves methods over 8,000 bytes of bytecode to the
         # interpreter, and the parser's generated methods are that big (measured 2x slower).
         "spark.driver.extraJavaOptions": "-XX:-DontCompileHugeMethods",
-        # and in executor JVMs of their own (local-cluster): measured 0.63x the scanner's rate
-        # per core without it (bench/scaleout.py)
+        # and in executor JVMs of their own (local-cluster), which run the parser too
         "spark.executor.extraJavaOptions": "-XX:-DontCompileHugeMethods",
         "spark.sql.shuffle.partitions": "4",
         "spark.ui.enabled": "false",
